@@ -6,9 +6,9 @@ Docs: https://pgolf.github.io/pgolf/bpb.html.md"""
 
 # %% auto #0
 __all__ = ['SPACE_PIECE', 'TokenizerError', 'load_tokenizer', 'check_tokenizer', 'ByteLUTs', 'build_luts', 'target_bytes',
-           'bits_per_byte', 'BpbSums']
+           'bits_per_byte', 'BpbSums', 'unigram_bpb']
 
-# %% ../nbs/02_bpb.ipynb #ad1e4f07
+# %% ../nbs/02_bpb.ipynb #aeb52095
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +18,11 @@ import sentencepiece as spm
 import torch
 import torch.distributed as dist
 
-# %% ../nbs/02_bpb.ipynb #a4c0afc9
+# %% ../nbs/02_bpb.ipynb #f5449a47
 class TokenizerError(ValueError):
     "A tokenizer file that is missing, unreadable, or unfit for exact byte counting."
 
-# %% ../nbs/02_bpb.ipynb #faceaa71
+# %% ../nbs/02_bpb.ipynb #2986a1e3
 def load_tokenizer(path:str|Path, # a SentencePiece `.model` file
                   )->spm.SentencePieceProcessor: # the loaded tokenizer
     "Load a SentencePiece model, with an error that names the file when it is missing or unreadable."
@@ -35,7 +35,7 @@ def load_tokenizer(path:str|Path, # a SentencePiece `.model` file
         raise TokenizerError(f"could not read tokenizer {path} as a SentencePiece model: {e}") from e
     return sp
 
-# %% ../nbs/02_bpb.ipynb #7a5644a4
+# %% ../nbs/02_bpb.ipynb #170dafd0
 SPACE_PIECE = "\u2581" # "▁", SentencePiece's marker for a space
 
 def check_tokenizer(sp:spm.SentencePieceProcessor, # the tokenizer to check
@@ -53,7 +53,7 @@ def check_tokenizer(sp:spm.SentencePieceProcessor, # the tokenizer to check
             f"(SentencePiece training keeps it; vocabularies pruned or assembled by hand can lose it).")
     return sp
 
-# %% ../nbs/02_bpb.ipynb #7d73cc4d
+# %% ../nbs/02_bpb.ipynb #e86e2fc3
 @dataclass(eq=False)
 class ByteLUTs:
     "The challenge's three per-token-id byte tables."
@@ -67,7 +67,7 @@ class ByteLUTs:
 
     def __len__(self): return len(self.base_bytes)
 
-# %% ../nbs/02_bpb.ipynb #1497c531
+# %% ../nbs/02_bpb.ipynb #1b7cdb81
 def build_luts(sp:spm.SentencePieceProcessor, # the tokenizer
                vocab_size:int|None=None, # the model's vocabulary size; the tables cover max(this, sp's vocabulary)
                check:bool=True, # refuse a tokenizer without a standalone "▁" first (`check_tokenizer`)
@@ -92,7 +92,7 @@ def build_luts(sp:spm.SentencePieceProcessor, # the tokenizer
         base_bytes[i] = len(piece.encode("utf-8"))
     return ByteLUTs(torch.from_numpy(base_bytes), torch.from_numpy(has_leading_space), torch.from_numpy(is_boundary))
 
-# %% ../nbs/02_bpb.ipynb #87643011
+# %% ../nbs/02_bpb.ipynb #2c825276
 def target_bytes(prev_ids:torch.Tensor, # the token before each target (the model's input), any shape
                  tgt_ids:torch.Tensor, # the targets, same shape
                  luts:ByteLUTs, # tables on the ids' device
@@ -103,7 +103,7 @@ def target_bytes(prev_ids:torch.Tensor, # the token before each target (the mode
     space = luts.has_leading_space[tgt_ids] & ~luts.is_boundary[prev_ids]
     return luts.base_bytes[tgt_ids] + space.to(torch.int16)
 
-# %% ../nbs/02_bpb.ipynb #1372c121
+# %% ../nbs/02_bpb.ipynb #7123e9fd
 def bits_per_byte(loss_sum_nats:float, # total NLL of the scored targets, in nats
                   token_count:float, # how many targets were scored
                   byte_count:float, # their UTF-8 bytes (`target_bytes` summed)
@@ -114,7 +114,7 @@ def bits_per_byte(loss_sum_nats:float, # total NLL of the scored targets, in nat
     val_loss = loss_sum_nats / token_count
     return float(val_loss), float(val_loss / math.log(2.0) * (token_count / byte_count))
 
-# %% ../nbs/02_bpb.ipynb #94efd32b
+# %% ../nbs/02_bpb.ipynb #1e057883
 class BpbSums:
     "float64 sums of NLL (nats), scored tokens and their bytes; all-reduced across ranks; turned into val_bpb."
     def __init__(self, device:str|torch.device="cpu"): # where the sums live (the evaluation device, for NCCL)
@@ -151,3 +151,16 @@ class BpbSums:
         "The metric from the sums."
         val_loss, val_bpb = bits_per_byte(self.loss_sum.item(), self.token_count.item(), self.byte_count.item())
         return dict(val_loss=val_loss, val_bpb=val_bpb, tokens=int(self.token_count.item()), bytes=int(self.byte_count.item()))
+
+# %% ../nbs/02_bpb.ipynb #34505ef1
+def unigram_bpb(tokens:torch.Tensor, # a validation stream (as loaded: BOS-separated documents)
+                luts:ByteLUTs, # the tokenizer's byte tables
+               )->float: # bits per byte of the stream's own unigram distribution
+    "Entropy of the targets' empirical unigram distribution, in bits per (scored) byte."
+    tokens = torch.as_tensor(tokens).long().cpu()
+    prev, tgt = tokens[:-1], tokens[1:]
+    counts = torch.bincount(tgt, minlength=len(luts)).double()
+    p = counts[counts > 0] / counts.sum()
+    bits_per_token = -(p * torch.log2(p)).sum().item()
+    n_bytes = target_bytes(prev, tgt, luts.to("cpu")).double().sum().item()
+    return bits_per_token * tgt.numel() / n_bytes
