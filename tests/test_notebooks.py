@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+from nbdev import test as nbdev_test  # not `from ... import test_nb`: pytest would collect it
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / "nbs"
@@ -21,5 +21,5 @@ def test_notebooks_found():
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: str(p.relative_to(NBS)))
 def test_notebook(nb):
-    ok, secs = test_nb(nb, skip_flags=SKIP_FLAGS, basepath=ROOT)
+    ok, secs = nbdev_test.test_nb(nb, skip_flags=SKIP_FLAGS, basepath=ROOT)
     assert ok, f"{nb.relative_to(ROOT)} failed after {secs:.1f}s; its traceback is printed above"
