@@ -5,6 +5,7 @@ Usage:
     python bench/throughput.py --preset tiny --repeats 7 --batch 32x256
     python bench/throughput.py --fwd-bwd-only         # the anchor's measure: forward+backward only
 
+On a CPU the default batch is capped at 4,096 tokens (the baseline's 65,536-token micro-batch needs about 16 GB).
 Each measurement builds the preset's model and optimizers exactly as `pgolf.train` does (same groups, Muon in
 fp32 on a CPU and bf16 on CUDA, bf16 autocast and torch.compile on CUDA when the preset asks), runs `--warmup`
 untimed steps, then times `--repeats` steps and reports the median (and min/max). On CUDA it synchronises around
@@ -25,6 +26,7 @@ from pgolf.model import GPT, prepare_dtypes, count_params
 from pgolf.train import build_optimizers, autocast_dtype, pick_device
 
 HERE = Path(__file__).resolve().parent
+CPU_MAX_TOKENS = 4096  # default batch cap on a CPU (tiny: its whole micro-batch; baseline: 4x1024)
 
 
 def peak_mem_mib(device) -> float:
@@ -46,6 +48,7 @@ def measure(preset: str, batch: str | None, repeats: int, warmup: int, fwd_bwd_o
     else:
         seq = cfg.schedule.train_seq_len
         bsz = cfg.schedule.train_batch_tokens // cfg.schedule.grad_accum_base // seq  # one micro-batch of one process
+        if device.type == "cpu": bsz = max(1, min(bsz, CPU_MAX_TOKENS // seq))  # the baseline's 65k-token micro-batch needs ~16 GB on a CPU
     x = torch.randint(0, cfg.model.vocab_size, (bsz, seq), device=device)
     y = torch.randint(0, cfg.model.vocab_size, (bsz, seq), device=device)
     ctx = (lambda: torch.autocast(device.type, dtype=amp)) if amp else contextlib.nullcontext
