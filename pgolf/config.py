@@ -13,13 +13,18 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'DataCfg',
            'ExportCfg', 'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten',
-           'parse_overrides', 'apply_overrides', 'from_dict', 'validate', 'Preset', 'register_preset', 'preset_chain',
-           'resolve', 'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
+           'parse_overrides', 'apply_overrides', 'from_dict', 'parse_layers', 'validate', 'Preset', 'register_preset',
+           'preset_chain', 'resolve', 'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
-# CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names).
+# CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
+# names the later records add for their technique parameters (smear, bigram/VE scales, skip gates, lane lambdas,
+# catalytic gates, value-residual mixes). A baseline model has none of the added names.
 CONTROL_TENSOR_NAME_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_scales", "resid_mix", "resid_mixes",
-                                "q_gain", "skip_weight", "skip_weights")
+                                "q_gain", "skip_weight", "skip_weights",
+                                "smear", "bigram.scale", "ve_shared.scale", "ve_layer_scales", "skip_gates",
+                                "parallel_resid_lambdas", "parallel_post_lambdas", "attn_gate", "mlp_gate", "vr_lambda",
+                                "vr_gate")
 
 def is_control(name:str, # a parameter or state_dict name
                patterns=CONTROL_TENSOR_NAME_PATTERNS, # substrings that mark a control tensor
@@ -41,7 +46,36 @@ class ModelCfg:
     tied_embed_init_std: float = 0.005  # TIED_EMBED_INIT_STD
     logit_softcap: float = 30.0      # LOGIT_SOFTCAP: logits = 30 tanh(z/30)
     rope_base: float = 10000.0       # ROPE_BASE
-    qk_gain_init: float = 1.5        # QK_GAIN_INIT: per-head query gain
+    qk_gain_init: float = 1.5        # QK_GAIN_INIT: per-head query gain (4.0 in 04-01..04-05, 5.25 in the 04-09 run)
+    # Architecture techniques, one notebook each under nbs/techniques/. Every default is "off", i.e. the baseline.
+    activation: str = "relu2"        # MLP activation: "relu2" or "leaky_relu2" (03-23 on)
+    leaky_slope: float = 0.5         # negative slope of leaky_relu2
+    xsa_last_n: int = 0              # XSA on the last N layers: 0 off, 3 (EffXSA), 4 (03-21..03-23), all 11 (03-25 on)
+    bigram_buckets: int = 0          # BigramHash buckets: 0 off, 4096 (03-20), 10240 (10L), 2048 (03-21/22), 2816 (03-29)
+    bigram_dim: int = 128            # BigramHash table width (112 from 03-25)
+    bigram_scale_init: float = 0.05  # BigramHash learnable output scale
+    bigram_bos_reset: bool = False   # a BOS takes the reserved bucket instead of hashing across the document boundary
+    smear_gate: str = "off"          # SmearGate: "off", "v1" (03-19..03-31 per-dim gate) or "v2" (PR #1667 input gate)
+    smear_bos_fix: bool = False      # PR #1851: nothing is smeared into a BOS token
+    bos_id: int = 1                  # the tokenizer's BOS id (1 in the challenge's SentencePiece models)
+    catalytic: bool = False          # PR #450 catalytic residuals: x + c*f(x), c per-dim, init 1
+    rope_dims: int = 0               # ROPE_DIMS: rotated dims per head (0 all; 16 from 03-21)
+    rope_train_seq_len: int = 0      # NTK-scale the RoPE base when T exceeds it (0 never; 1024 is the 03-20..03-31 quirk)
+    ln_scale: bool = False           # 03-21 on: block i's norm outputs times 1/sqrt(i+1)
+    init: str = "baseline"           # "baseline", "ortho" (the records: orthogonal, zero-init wins) or "ortho_mup"
+    ve_layers: str = ""              # VE_LAYERS: value embeddings on these layers, e.g. "9,10" ("" off)
+    ve_dim: int = 128                # value-embedding table width
+    vrl: str = "off"                 # value residual learning: "off", "lambda" (03-23 option) or "sigmoid" (PR #569)
+    unet_skips: bool = True          # the baseline's U-Net skips (False: a plain stack)
+    skip_gates: bool = False         # 03-31, 04-01 on: sigmoid lerp gates on the U-Net skips
+    loop_start: int = 0              # depth recurrence: first looped layer
+    loop_end: int = 0                # depth recurrence: last looped layer (inclusive)
+    loop_passes: int = 1             # passes over loop_start..loop_end: 1 off, 2 (03-31, 04-03), 3 (04-05, 04-09)
+    loop_enable_frac: float = 0.0    # looping starts at this fraction of the training budget (0.5 in 04-05, 0.35 in 04-09)
+    loop_skip_weights: str = "virtual"  # U-Net skip weights sized for the looped sequence (04-05/04-09) or "physical" (04-03)
+    parallel_residual: str = "off"   # "off", "two_lane" (03-31) or "gptj" (04-09)
+    parallel_start: int = 7          # first (physical) layer with parallel residuals
+    attn_off_layers: int = 0         # the first N layers have no attention (1 in 03-31)
 
 @dataclass
 class OptimCfg:
@@ -245,7 +279,63 @@ def from_dict(d:dict, # a nested dict as written by `Config.to_dict` (e.g. a run
 _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("default", "polar_express"),
             "data.corpus": ("fineweb", "news", "sotu", "dir"), "export.quant": ("int8",),
             "export.compressor": ("zlib", "lzma", "zstd", "brotli"), "eval.mode": ("standard", "sliding"),
-            "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off")}
+            "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off"),
+            "model.activation": ("relu2", "leaky_relu2"), "model.smear_gate": ("off", "v1", "v2"),
+            "model.init": ("baseline", "ortho", "ortho_mup"), "model.vrl": ("off", "lambda", "sigmoid"),
+            "model.parallel_residual": ("off", "two_lane", "gptj"), "model.loop_skip_weights": ("virtual", "physical")}
+
+def parse_layers(key:str, # the config key, for the error message
+                 spec:str, # comma-separated layer indices, e.g. "9,10" ("" = none)
+                 num_layers:int, # layers that exist
+                )->tuple[int, ...]:
+    "Parse a layer list such as `model.ve_layers`; negative indices count from the end."
+    try: idx = [int(t) for t in spec.replace(" ", "").split(",") if t != ""]
+    except ValueError: raise ConfigError(f"config key {key!r} is {spec!r}; give comma-separated layer indices, e.g. \"9,10\"") from None
+    out = tuple(i + num_layers if i < 0 else i for i in idx)
+    bad = [i for i, o in zip(idx, out) if not 0 <= o < num_layers]
+    if bad: raise ConfigError(f"config key {key!r} names layer(s) {bad}, but model.num_layers={num_layers} (valid 0..{num_layers-1})")
+    if len(set(out)) != len(out): raise ConfigError(f"config key {key!r} repeats a layer: {spec!r}")
+    return out
+
+def _validate_techniques(m:ModelCfg, need):
+    "Cross-field rules of the architecture techniques: impossible values and techniques that need another."
+    L, hd = m.num_layers, m.model_dim // m.num_heads
+    need(0 <= m.xsa_last_n <= L, f"model.xsa_last_n={m.xsa_last_n} asks for XSA on more layers than exist "
+         f"(model.num_layers={L}); use 0..{L} ({L} = all)")
+    need(m.bigram_buckets == 0 or m.bigram_buckets >= 2,
+         f"model.bigram_buckets={m.bigram_buckets}: use 0 (off) or at least 2 (one bucket is reserved for position 0)")
+    need(m.bigram_dim > 0, f"model.bigram_dim must be positive, got {m.bigram_dim}")
+    need(not m.bigram_bos_reset or m.bigram_buckets > 0, "model.bigram_bos_reset needs BigramHash: set model.bigram_buckets")
+    need(not m.smear_bos_fix or m.smear_gate != "off", "model.smear_bos_fix needs a SmearGate: set model.smear_gate to v1 or v2")
+    need(0 <= m.bos_id < m.vocab_size, f"model.bos_id={m.bos_id} is not a token id (model.vocab_size={m.vocab_size})")
+    need(m.smear_gate != "v2" or m.model_dim >= 12, "model.smear_gate=v2 reads the first 12 embedding dims; model.model_dim must be >= 12")
+    need(m.rope_dims == 0 or (m.rope_dims % 2 == 0 and 2 <= m.rope_dims <= hd),
+         f"model.rope_dims={m.rope_dims} must be 0 (all) or an even number of dims in 2..head_dim={hd}")
+    need(m.rope_dims in (0, hd) or m.rope_dims > 2 or m.rope_train_seq_len == 0,
+         "NTK scaling uses the exponent rd/(rd-2): model.rope_dims=2 cannot be NTK-scaled (set model.rope_train_seq_len=0)")
+    need(m.rope_train_seq_len >= 0, f"model.rope_train_seq_len must be >= 0, got {m.rope_train_seq_len}")
+    need(0 <= m.attn_off_layers < L, f"model.attn_off_layers={m.attn_off_layers} must leave at least one attention layer "
+         f"(model.num_layers={L})")
+    ve = parse_layers("model.ve_layers", m.ve_layers, L)
+    need(m.ve_dim > 0, f"model.ve_dim must be positive, got {m.ve_dim}")
+    need(all(i >= m.attn_off_layers for i in ve), f"model.ve_layers={m.ve_layers!r} includes a layer whose attention is "
+         f"off (model.attn_off_layers={m.attn_off_layers}); a value embedding needs the layer's attention")
+    need(m.vrl == "off" or L - m.attn_off_layers >= 2, "model.vrl needs at least two attention layers")
+    need(not m.skip_gates or m.unet_skips, "model.skip_gates gates the U-Net skips: it needs model.unet_skips=true")
+    need(m.loop_passes >= 1, f"model.loop_passes must be >= 1 (1 = no recurrence), got {m.loop_passes}")
+    if m.loop_passes > 1:
+        need(0 <= m.loop_start <= m.loop_end < L, f"depth recurrence needs 0 <= model.loop_start <= model.loop_end < "
+             f"model.num_layers={L}; got loop_start={m.loop_start}, loop_end={m.loop_end}")
+    need(0 <= m.loop_enable_frac < 1, f"model.loop_enable_frac must be in [0, 1), got {m.loop_enable_frac}")
+    need(m.loop_enable_frac == 0 or m.loop_passes > 1, "model.loop_enable_frac needs depth recurrence: set model.loop_passes > 1")
+    if m.parallel_residual != "off":
+        need(0 <= m.parallel_start < L, f"model.parallel_start={m.parallel_start} must be a layer index in 0..{L-1}")
+        need(m.parallel_start >= m.attn_off_layers, f"model.parallel_start={m.parallel_start} is a layer without attention "
+             f"(model.attn_off_layers={m.attn_off_layers}); parallel residuals need both sub-layers")
+        need(m.parallel_residual != "two_lane" or m.loop_passes == 1 or m.parallel_start > m.loop_end,
+             f"two-lane parallel residuals cannot merge back into one stream: with depth recurrence the looped layers "
+             f"(model.loop_start={m.loop_start}..model.loop_end={m.loop_end}) must come before model.parallel_start="
+             f"{m.parallel_start} (as in 03-31: loop 4-5, parallel from 7)")
 
 def validate(cfg:Config)->Config:
     "Check choices and cross-field constraints; return `cfg` or raise `ConfigError`."
@@ -262,6 +352,7 @@ def validate(cfg:Config)->Config:
     need((m.model_dim // m.num_heads) % 2 == 0, f"head_dim = model.model_dim/model.num_heads = {m.model_dim // m.num_heads} must be even for RoPE")
     need(m.logit_softcap > 0, f"model.logit_softcap must be positive, got {m.logit_softcap}")
     need(m.vocab_size <= 65536, f"model.vocab_size={m.vocab_size} does not fit the uint16 shard format (max 65536)")
+    _validate_techniques(m, need)
     need(s.train_seq_len > 0 and s.train_batch_tokens > 0, "schedule.train_seq_len and schedule.train_batch_tokens must be positive")
     need(s.grad_accum_base > 0, f"schedule.grad_accum_base must be positive, got {s.grad_accum_base}")
     need(s.train_batch_tokens % (s.grad_accum_base * s.train_seq_len) == 0,
@@ -316,6 +407,43 @@ register_preset("tiny", "baseline", {
     "data.corpus": "news", "eval.batch_tokens": 65536,
     "launch.nproc_per_node": 1, "launch.device": "cpu", "launch.compile": False,
 }, "The baseline shrunk to a 2-core CPU on the embedded news corpus (tests and demos).")
+
+# The records' architectures (model section only, plus their sequence length and vocabulary). Their optimizer,
+# weight averaging and quantisation settings are not in these presets: a run of one trains the record's *model*
+# with the baseline's recipe. Sources: the record folders' logs and code (../shared/reference/techniques.md §14).
+_ARCH = "architecture of record {} (model only; the record's optimizer, averaging and quantisation are not included)"
+register_preset("r0320_int6", "baseline", {
+    "model.mlp_mult": 3, "model.bigram_buckets": 4096, "model.smear_gate": "v1", "model.init": "ortho",
+    "schedule.train_seq_len": 2048}, _ARCH.format("2026-03-20_Int6_MLP3x_SmearGate_BigramHash (1.1458)"))
+register_preset("r0320_10l", "r0320_int6", {"model.num_layers": 10, "model.bigram_buckets": 10240},
+                _ARCH.format("2026-03-20_10L_Int5MLP_MuonWD04_SWA50 (1.1428)"))
+register_preset("r0320_effxsa", "r0320_int6", {
+    "model.num_layers": 11, "model.bigram_buckets": 2048, "model.xsa_last_n": 3, "model.rope_train_seq_len": 1024},
+    _ARCH.format("2026-03-20_11L_EfficientPartialXSA_FA3_SWA120 (1.1307)"))
+register_preset("r0321", "r0320_effxsa", {"model.xsa_last_n": 4, "model.rope_dims": 16, "model.ln_scale": True},
+                _ARCH.format("2026-03-21_11L_XSA4_EMA_PartialRoPE_LateQAT (1.1250)"))
+register_preset("r0322", "r0321", {"model.ve_layers": "9,10"}, _ARCH.format("2026-03-22_11L_EMA_GPTQ-lite_warmdown3500_QAT015 (1.1233)"))
+register_preset("r0323", "r0322", {"model.activation": "leaky_relu2", "model.bigram_buckets": 1536},
+                _ARCH.format("2026-03-23_LeakyReLU_LegalTTT_ParallelMuon (1.1194)"))
+register_preset("r0325", "r0323", {"model.xsa_last_n": 11, "model.bigram_buckets": 3072, "model.bigram_dim": 112},
+                _ARCH.format("2026-03-25_ValCalib_GPTQ_XSA_BigramHash3072"))
+register_preset("r0329", "r0325", {"model.bigram_buckets": 2816}, _ARCH.format("2026-03-29_Loader_FullGPTQ_XSA11_BigramHash2816 (1.1122)"))
+register_preset("r0401", "baseline", {
+    "model.vocab_size": 4096, "model.num_layers": 11, "model.mlp_mult": 4, "model.qk_gain_init": 4.0,
+    "model.activation": "leaky_relu2", "model.xsa_last_n": 11, "model.rope_dims": 16, "model.rope_train_seq_len": 2048,
+    "model.ln_scale": True, "model.ve_layers": "9,10", "model.skip_gates": True, "model.init": "ortho",
+    "schedule.train_seq_len": 2048, "data.variant": "sp4096"}, _ARCH.format("2026-04-01_Vocab4096_MLPMult4_WD085"))
+register_preset("r0403", "r0401", {
+    "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_frac": 0.54,
+    "model.loop_skip_weights": "physical"},
+    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); recurrence from step 3000 of ~5,530 = 0.54"))
+register_preset("r0405", "r0401", {
+    "model.vocab_size": 8192, "model.ve_layers": "", "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 3,
+    "model.loop_enable_frac": 0.5, "data.variant": "sp8192"}, _ARCH.format("2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2 (1.0856)"))
+register_preset("r0409", "r0405", {
+    "model.loop_start": 3, "model.qk_gain_init": 5.25, "model.loop_enable_frac": 0.35,
+    "model.parallel_residual": "gptj", "model.parallel_start": 7},
+    _ARCH.format("2026-04-09_SP8192_3LayerRecur_ParResid_QK525_LegalTTT (1.0810)"))
 
 def resolve(preset:str="baseline", # a registered preset name
             overrides:dict|list|None=None, # dotted keys to values, or "key=value" strings

@@ -12,50 +12,29 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from .config import ModelCfg, CONTROL_TENSOR_NAME_PATTERNS, is_control
+from .layers import rms_norm, CastedLinear, Rotary, apply_rotary
+from .techniques.xsa import xsa, xsa_layers
+from .techniques.bigram_hash import BigramHash
+from .techniques.smear_gate import SmearGate
+from .techniques.catalytic_residuals import catalytic_gates, residual_gain
+from .techniques.partial_rope import make_rotary
+from .techniques.ln_scale import ln_scale_factor, scaled_norm
+from .techniques.ortho_init import ortho_init_
+from .techniques.value_embeddings import ValueEmbedding
+from .techniques.value_residual import ValueResidual
+from .techniques.activations import mlp_activation, softcap
+from .techniques.unet_skips import unet_split, merge_skip
+from .techniques.depth_recurrence import layer_order, skip_weight_count, skip_slot
+from .techniques.parallel_residuals import parallel_mode, lane_lambdas, two_lane_step, gptj_step, enter_lanes, leave_lanes
+from .techniques.attn_off import has_attention
 
 # %% auto #0
-__all__ = ['rms_norm', 'CastedLinear', 'Rotary', 'apply_rotary', 'CausalSelfAttention', 'MLP', 'Block', 'GPT', 'count_params',
-           'prepare_dtypes']
+__all__ = ['CausalSelfAttention', 'MLP', 'Block', 'GPT', 'count_params', 'prepare_dtypes']
 
 # %% ../nbs/03_model.ipynb #211cd82a
-def rms_norm(x:Tensor)->Tensor:
-    "RMS-normalise over the last dim, no weight, PyTorch's default eps (every norm in the baseline)."
-    return F.rms_norm(x, (x.size(-1),))
-
-class CastedLinear(nn.Linear):
-    "A bias-free Linear whose fp32 weight is cast to the input dtype at matmul time."
-    def __init__(self, in_features:int, out_features:int, zero_init:bool=False):
-        super().__init__(in_features, out_features, bias=False)
-        self._zero_init = zero_init
-    def forward(self, x:Tensor)->Tensor: return F.linear(x, self.weight.to(x.dtype))
-
-# %% ../nbs/03_model.ipynb #48e16b0b
-class Rotary(nn.Module):
-    "Cached cos/sin tables for RoPE over `dim` dims."
-    def __init__(self, dim:int, # rotated dims (even)
-                 base:float=10000.0, # RoPE base
-                ):
-        super().__init__()
-        self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)), persistent=False)
-        self._key, self._cos, self._sin = None, None, None
-    def forward(self, seq_len:int, device, dtype)->tuple[Tensor, Tensor]:
-        if self._key != (seq_len, device):
-            freqs = torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), self.inv_freq.to(device))
-            self._cos, self._sin, self._key = freqs.cos()[None, None], freqs.sin()[None, None], (seq_len, device)
-        return self._cos.to(dtype), self._sin.to(dtype)
-
-def apply_rotary(x:Tensor, # [..., T, hd]
-                 cos:Tensor, sin:Tensor, # [1, 1, T, hd/2]
-                )->Tensor:
-    "Rotate dim j with dim j + hd/2 by the position's angle."
-    h = x.size(-1) // 2
-    x1, x2 = x[..., :h], x[..., h:]
-    return torch.cat((x1 * cos + x2 * sin, x2 * cos - x1 * sin), dim=-1)
-
-# %% ../nbs/03_model.ipynb #aeaeee1c
 class CausalSelfAttention(nn.Module):
-    "GQA attention with QK-norm, RoPE and a learned per-head query gain."
-    def __init__(self, cfg:ModelCfg):
+    "GQA attention with QK-norm, RoPE and a learned per-head query gain; returns (output, this layer's raw value)."
+    def __init__(self, cfg:ModelCfg, layer_idx:int=0):
         super().__init__()
         d, self.num_heads, self.num_kv_heads = cfg.model_dim, cfg.num_heads, cfg.num_kv_heads
         self.head_dim = d // cfg.num_heads
@@ -63,82 +42,133 @@ class CausalSelfAttention(nn.Module):
         self.c_q, self.c_k, self.c_v = CastedLinear(d, d), CastedLinear(d, kv_dim), CastedLinear(d, kv_dim)
         self.proj = CastedLinear(d, d, zero_init=True)
         self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init, dtype=torch.float32))
-        self.rotary = Rotary(self.head_dim, base=cfg.rope_base)
+        self.rotary = make_rotary(self.head_dim, cfg.rope_dims, cfg.rope_base, cfg.rope_train_seq_len)
+        self.use_xsa = layer_idx in xsa_layers(cfg.num_layers, cfg.xsa_last_n)
+        self.value_residual = ValueResidual(cfg) if cfg.vrl != "off" and layer_idx > cfg.attn_off_layers else None
 
-    def forward(self, x:Tensor)->Tensor:
+    def forward(self, x:Tensor, # normed input [B, T, d]
+                ve:Tensor|None=None, # this layer's value embedding [B, T, kv_dim], if any
+                v0:Tensor|None=None, # the first attention layer's raw value, for the value residual
+               )->tuple[Tensor, Tensor]:
         B, T, d = x.shape
         q = self.c_q(x).reshape(B, T, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.c_k(x).reshape(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.c_v(x).reshape(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.c_v(x)
+        if ve is not None: v = v + ve                                      # value embeddings
+        v = v_raw = v.reshape(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if self.value_residual is not None and v0 is not None: v = self.value_residual(v, v0)
         q, k = rms_norm(q), rms_norm(k)
         cos, sin = self.rotary(T, x.device, q.dtype)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        q, k = self.rotary.rotate(q, cos, sin), self.rotary.rotate(k, cos, sin)   # partial RoPE rotates the first dims
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads)
-        return self.proj(y.transpose(1, 2).reshape(B, T, d))
+        y = y.transpose(1, 2)                                              # [B, T, H, hd]
+        if self.use_xsa: y = xsa(y, v.transpose(1, 2))                     # exclusive self-attention
+        return self.proj(y.reshape(B, T, d)), v_raw
 
 class MLP(nn.Module):
-    "relu² MLP: proj(relu(fc(x))²)."
+    "proj(act(fc(x))): relu² in the baseline, LeakyReLU(0.5)² in later records."
     def __init__(self, cfg:ModelCfg):
         super().__init__()
         hidden = cfg.mlp_mult * cfg.model_dim
         self.fc, self.proj = CastedLinear(cfg.model_dim, hidden), CastedLinear(hidden, cfg.model_dim, zero_init=True)
-    def forward(self, x:Tensor)->Tensor: return self.proj(torch.relu(self.fc(x)).square())
+        self.act = mlp_activation(cfg.activation, cfg.leaky_slope)
+    def forward(self, x:Tensor)->Tensor: return self.proj(self.act(self.fc(x)))
 
-# %% ../nbs/03_model.ipynb #c3c03066
+# %% ../nbs/03_model.ipynb #3f3074e4
 class Block(nn.Module):
-    "One transformer block of the baseline."
+    "One transformer block; `forward` returns (stream, this layer's raw value or None)."
     def __init__(self, cfg:ModelCfg, layer_idx:int=0):
         super().__init__()
         d = cfg.model_dim
         self.layer_idx = layer_idx
-        self.attn, self.mlp = CausalSelfAttention(cfg), MLP(cfg)
-        self.attn_scale = nn.Parameter(torch.ones(d, dtype=torch.float32))
+        self.attn = CausalSelfAttention(cfg, layer_idx) if has_attention(layer_idx, cfg.attn_off_layers) else None
+        self.mlp = MLP(cfg)
+        self.attn_scale = nn.Parameter(torch.ones(d, dtype=torch.float32)) if self.attn is not None else None
         self.mlp_scale = nn.Parameter(torch.ones(d, dtype=torch.float32))
         self.resid_mix = nn.Parameter(torch.stack((torch.ones(d), torch.zeros(d))).float())
+        self.attn_gate, self.mlp_gate = catalytic_gates(d, cfg.catalytic)
+        if self.attn is None: self.attn_gate = None            # no attention branch, no gate for it
+        self.ln_scale = ln_scale_factor(layer_idx) if cfg.ln_scale else None
+        self.parallel = parallel_mode(cfg, layer_idx)
+        if self.parallel == "two_lane": self.parallel_resid_lambdas, self.parallel_post_lambdas = lane_lambdas()
 
-    def forward(self, x:Tensor, x0:Tensor)->Tensor:
+    def norm(self, x:Tensor)->Tensor: return scaled_norm(x, self.ln_scale)
+    def mix(self, x:Tensor, x0:Tensor)->Tensor:
         mix = self.resid_mix.to(x.dtype)
-        x = mix[0] * x + mix[1] * x0
-        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x))
-        x = x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x))
-        return x
+        return mix[0] * x + mix[1] * x0
 
-# %% ../nbs/03_model.ipynb #5251bab4
+    def forward(self, x:Tensor, x0:Tensor, ve:Tensor|None=None, v0:Tensor|None=None)->tuple[Tensor, Tensor|None]:
+        if self.parallel == "two_lane": return two_lane_step(self, x, x0, ve, v0)
+        x = self.mix(x, x0)
+        if self.parallel == "gptj": return gptj_step(self, x, ve, v0)
+        v = None
+        if self.attn is not None:
+            a, v = self.attn(self.norm(x), ve, v0)
+            x = x + residual_gain(self.attn_scale, self.attn_gate, a)
+        x = x + residual_gain(self.mlp_scale, self.mlp_gate, self.mlp(self.norm(x)))
+        return x, v
+
+# %% ../nbs/03_model.ipynb #48e16b0b
 class GPT(nn.Module):
-    "The naive baseline GPT. `forward(ids, targets)` is the mean loss; `forward_logits(ids)` the capped logits."
+    "The GPT: the naive baseline, plus the architecture techniques its config turns on."
     def __init__(self, cfg:ModelCfg):
         super().__init__()
         self.cfg = cfg
         d = cfg.model_dim
         self.tok_emb = nn.Embedding(cfg.vocab_size, d)
-        self.num_encoder_layers = cfg.num_layers // 2
-        self.num_decoder_layers = cfg.num_layers - self.num_encoder_layers
-        self.num_skip_weights = min(self.num_encoder_layers, self.num_decoder_layers)
-        self.skip_weights = nn.Parameter(torch.ones(self.num_skip_weights, d, dtype=torch.float32))
+        self.bigram = BigramHash(cfg) if cfg.bigram_buckets else None
+        self.smear = SmearGate(cfg) if cfg.smear_gate != "off" else None
+        self.plain_order = list(range(cfg.num_layers))
+        self.loop_order = layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_passes)
+        self.looping = cfg.loop_passes > 1                # the trainer may switch it on later (loop_enable_frac)
+        self.num_encoder_layers, self.num_decoder_layers, n_skip = unet_split(len(self.plain_order))
+        self.num_skip_weights = n_skip = skip_weight_count(cfg, self.loop_order) if cfg.unet_skips else 0
+        self.skip_weights = nn.Parameter(torch.ones(n_skip, d, dtype=torch.float32)) if n_skip else None
+        self.skip_gates = nn.Parameter(torch.zeros(n_skip, d, dtype=torch.float32)) if n_skip and cfg.skip_gates else None
         self.blocks = nn.ModuleList([Block(cfg, i) for i in range(cfg.num_layers)])
+        self.ve_shared = ValueEmbedding(cfg) if cfg.ve_layers else None
         self.lm_head = None if cfg.tie_embeddings else CastedLinear(d, cfg.vocab_size, zero_init=True)
         self._init_weights()
 
     def _init_weights(self):
         if self.cfg.tie_embeddings: nn.init.normal_(self.tok_emb.weight, mean=0.0, std=self.cfg.tied_embed_init_std)
+        if self.cfg.init != "baseline": return ortho_init_(self, self.cfg.num_layers, mup=self.cfg.init == "ortho_mup")
         for m in self.modules():
             if isinstance(m, CastedLinear) and m._zero_init: nn.init.zeros_(m.weight)
 
+    def layer_order(self)->list[int]:
+        "The physical block behind each virtual layer (depth recurrence repeats a segment when looping)."
+        return self.loop_order if self.looping else self.plain_order
+
+    def embed(self, input_ids:Tensor)->Tensor:
+        "Token embedding → RMSNorm, with BigramHash added before the norm and SmearGate (v2 before, v1 after it)."
+        x = self.tok_emb(input_ids)
+        if self.bigram is not None: x = x + self.bigram(input_ids)
+        if self.smear is not None and self.smear.pre_norm: x = self.smear(x, input_ids)
+        x = rms_norm(x)
+        if self.smear is not None and not self.smear.pre_norm: x = self.smear(x, input_ids)
+        return x
+
     def forward_logits(self, input_ids:Tensor)->Tensor:
         "Logits after the softcap, shape (B, T, V)."
-        x = rms_norm(self.tok_emb(input_ids))
-        x0, skips = x, []
-        for i in range(self.num_encoder_layers):          # encoder: keep each output
-            x = self.blocks[i](x, x0)
-            skips.append(x)
-        for i in range(self.num_decoder_layers):          # decoder: add the skips back, last in first out
-            if skips: x = x + self.skip_weights[i].to(x.dtype) * skips.pop()
-            x = self.blocks[self.num_encoder_layers + i](x, x0)
-        x = rms_norm(x)
+        x = self.embed(input_ids)
+        x0, v0, skips = x, None, []
+        ve = self.ve_shared(input_ids) if self.ve_shared is not None else None
+        order = self.layer_order()
+        n_enc = len(order) // 2
+        for j, i in enumerate(order):
+            block = self.blocks[i]
+            if j >= n_enc and skips:                           # decoder: the skips come back, last in first out
+                k = skip_slot(j - n_enc, self.num_skip_weights)
+                x = merge_skip(x, skips.pop(), self.skip_weights[k], None if self.skip_gates is None else self.skip_gates[k])
+            if block.parallel == "two_lane" and x.dim() == 3: x = enter_lanes(x)
+            x, v = block(x, x0, self.ve_shared.for_layer(ve, i) if ve is not None else None, v0)
+            if v0 is None: v0 = v                              # the first attention layer's value (value residual)
+            if j < n_enc and self.num_skip_weights: skips.append(x)   # encoder: keep each output
+        x = rms_norm(leave_lanes(x) if x.dim() == 4 else x)
         logits = F.linear(x, self.tok_emb.weight.to(x.dtype)) if self.lm_head is None else self.lm_head(x)
-        c = self.cfg.logit_softcap
-        return c * torch.tanh(logits / c)
+        return softcap(logits, self.cfg.logit_softcap)
 
     def forward(self, input_ids:Tensor, target_ids:Tensor)->Tensor:
         "Mean cross-entropy (nats) over all targets, computed in fp32."

@@ -19,6 +19,7 @@ import torch.nn as nn
 import pgolf
 from .config import Config, ConfigError, resolve, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
 from .model import GPT, prepare_dtypes, count_params
+from .layers import CastedLinear
 from .techniques.muon import Muon, muon_momentum_at
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
@@ -26,8 +27,8 @@ from .evaluate import eval_standard, eval_sliding
 from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, code_bytes
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'grad_accum_steps', 'accumulate', 'Dist',
-           'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
+__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'training_frac', 'grad_accum_steps', 'accumulate',
+           'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
            'provenance', 'RunLog', 'write_json', 'evaluate', 'run', 'parse_args', 'main', 'resolve_from']
 
 # %% ../nbs/04_train.ipynb #81a93c42
@@ -36,11 +37,12 @@ def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
                 )->dict[str, list]:
     "Split parameters into the baseline's `token`, `head`, `matrix` and `scalar` groups; each param exactly once."
     groups = {"token": [], "head": [], "matrix": [], "scalar": []}
+    kind = {f"{n}.weight": type(m) for n, m in model.named_modules() if isinstance(m, (nn.Embedding, CastedLinear))}
     for name, p in model.named_parameters():
-        if name == "tok_emb.weight": groups["token"].append(p)
-        elif name == "lm_head.weight": groups["head"].append(p)
-        elif name.startswith("blocks.") and p.ndim == 2 and not is_control(name, patterns): groups["matrix"].append(p)
-        elif name.startswith("blocks.") or name == "skip_weights": groups["scalar"].append(p)
+        if name == "lm_head.weight": groups["head"].append(p)
+        elif kind.get(name) is nn.Embedding: groups["token"].append(p)
+        elif is_control(name, patterns) or (p.ndim < 2 and name.startswith("blocks.")): groups["scalar"].append(p)
+        elif kind.get(name) is CastedLinear: groups["matrix"].append(p)
         else: raise ValueError(f"parameter {name!r} ({tuple(p.shape)}) belongs to no optimizer group; "
                                "route it in pgolf.train.param_groups")
     return groups
@@ -88,6 +90,16 @@ def lr_multiplier(step:int, # optimizer steps done
     warmdown_ms = warmdown_iters * elapsed_ms / max(step, 1)
     remaining_ms = max(max_wallclock_ms - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
+
+# %% ../nbs/04_train.ipynb #da8ed397
+def training_frac(step:int, # optimizer steps done
+                  elapsed_ms:float, # training time so far (ms)
+                  iterations:int, # the step cap
+                  max_wallclock_ms:float|None, # the time cap (None: by iterations)
+                 )->float:
+    "Fraction of the training budget used so far."
+    if max_wallclock_ms is None: return step / max(iterations, 1)
+    return elapsed_ms / max(max_wallclock_ms, 1e-9)
 
 # %% ../nbs/04_train.ipynb #37a7870f
 def grad_accum_steps(cfg:Config, world_size:int)->int:
@@ -165,12 +177,13 @@ def seed_everything(seed:int):
 
 # %% ../nbs/04_train.ipynb #eaf7745c
 # The modules a run executes: their bytes are the run's "code bytes" in the artifact ledger.
-CODE_MODULES = ("config", "model", "techniques/muon", "data", "bpb", "evaluate", "export", "train")
+CODE_MODULES = ("config", "layers", "model", "data", "bpb", "evaluate", "export", "train")
 
 def code_files()->list[Path]:
-    "Source files counted as the run's code."
+    "Source files counted as the run's code: the core modules and every technique module the model imports."
     root = Path(pgolf.__file__).parent
-    return [root / f"{m}.py" for m in CODE_MODULES]
+    techniques = sorted(p for p in (root / "techniques").glob("*.py") if p.stem not in ("__init__", "demo"))
+    return [root / f"{m}.py" for m in CODE_MODULES] + techniques
 
 def git_sha()->str|None:
     "The git commit of the source tree, if it is a checkout."
@@ -319,6 +332,10 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     loader = new_loader()
     next_batch = lambda: loader.next_batch(s.train_batch_tokens, s.train_seq_len, accum)
 
+    # --- depth recurrence switched on partway: start plain (see techniques/depth_recurrence)
+    delayed_loop = cfg.model.loop_passes > 1 and cfg.model.loop_enable_frac > 0
+    if delayed_loop: base.looping = False
+
     # --- warmup steps prime compile/NCCL, then everything is rolled back
     if s.warmup_steps > 0:
         t_w = time.perf_counter()
@@ -328,6 +345,12 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
         for _ in range(s.warmup_steps):
             zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
             for o in optimizers: o.step()
+        if delayed_loop:                       # prime the looped graph too, as the records do
+            base.looping = True
+            for _ in range(s.warmup_steps):
+                zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
+                for o in optimizers: o.step()
+            base.looping = False
         zero_grad()
         base.load_state_dict(init_model, strict=True)
         for o, st in zip(optimizers, init_opts): o.load_state_dict(st)
@@ -354,7 +377,12 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
             if bar: bar.set_postfix(val_bpb=f"{val['val_bpb']:.4f}")
             _sync(d.device); t0 = time.perf_counter()
         if last: break
-        mult = lr_multiplier(step, train_ms + 1000 * (time.perf_counter() - t0), s.iterations, s.warmdown_iters, max_ms)
+        elapsed = train_ms + 1000 * (time.perf_counter() - t0)
+        mult = lr_multiplier(step, elapsed, s.iterations, s.warmdown_iters, max_ms)
+        if delayed_loop and not base.looping and training_frac(step, elapsed, s.iterations, max_ms) >= cfg.model.loop_enable_frac:
+            base.looping = True
+            out["loop_enabled_step"] = step
+            log(f"step {step}: depth recurrence on, virtual layers {base.layer_order()}", console=bar is None)
         zero_grad()
         loss = accumulate(model, next_batch, accum, autocast, ddp)
         if muon is not None:

@@ -55,3 +55,34 @@ def test_corrupt_shard_is_named(tmp_path):
     assert r.returncode == 1
     res = json.loads((rd / "result.json").read_text())
     assert res["status"] == "failed" and val.name in res["error"], res["error"]
+
+
+# Issue 4's acceptance stack: XSA, BigramHash, SmearGate, partial RoPE, LN scale and LeakyReLU^2 at once.
+STACK = ["model.xsa_last_n=2", "model.bigram_buckets=2048", "model.bigram_dim=64", "model.smear_gate=v1",
+         "model.rope_dims=16", "model.ln_scale=true", "model.activation=leaky_relu2"]
+
+
+def test_architecture_stack_trains(tmp_path):
+    """The tiny model with the stack on trains, beats its first validation loss, and survives export."""
+    rd = tmp_path / "stack"
+    r = pgolf("train", "--preset", "tiny", "--run-dir", str(rd), "-q", *STACK,
+              "schedule.iterations=40", "schedule.val_loss_every=20", "schedule.warmdown_iters=15", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((rd / "result.json").read_text())
+    vals = [json.loads(l) for l in (rd / "metrics.jsonl").read_text().splitlines() if '"val"' in l]
+    assert [v["step"] for v in vals] == [0, 20, 40]
+    assert vals[1]["val_loss"] < vals[0]["val_loss"] - 1.0 and vals[2]["val_loss"] < vals[1]["val_loss"], vals
+    assert res["status"] == "ok" and abs(res["val_bpb"] - res["val_bpb_pre_export"]) < 0.01
+    cfg = json.loads((rd / "config.json").read_text())["model"]
+    assert cfg["xsa_last_n"] == 2 and cfg["smear_gate"] == "v1" and cfg["activation"] == "leaky_relu2"
+
+
+def test_depth_recurrence_switches_on_midway(tmp_path):
+    """loop_enable_frac=0.5 over 8 steps: plain for 4 steps, looped from step 4, both graphs primed in warmup."""
+    rd = tmp_path / "loop"
+    r = pgolf("train", "--preset", "tiny", "--run-dir", str(rd), "-q", *MICRO, "schedule.warmup_steps=2",
+              "model.loop_start=1", "model.loop_end=2", "model.loop_passes=2", "model.loop_enable_frac=0.5", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((rd / "result.json").read_text())
+    assert res["status"] == "ok" and res["loop_enabled_step"] == 4
+    assert "depth recurrence on, virtual layers [0, 1, 2, 1, 2, 3]" in (rd / "train.log").read_text()
