@@ -65,7 +65,8 @@ def cmd_fetch(a)->int:
 def cmd_ablate(a)->int:
     from pgolf.lab.plans import load_plan, expand, expanded, format_grid
     from pgolf.lab.batches import (BatchError, run_batch, default_batch_dir, batch_status, template_path, grid_changes)
-    from pgolf.lab.results import read_json, format_results, arm_summary
+    from pgolf.lab.results import read_json, format_results
+    from pgolf.lab.stats import arm_table
     plan = load_plan(a.plan)  # validates the whole plan: a PlanError is a ConfigError (exit 2)
     batch_dir = Path(a.batch_dir) if a.batch_dir else default_batch_dir(plan)
     runs = expand(plan)
@@ -84,18 +85,19 @@ def cmd_ablate(a)->int:
         print(f"\npgolf: interrupted; the finished runs are kept in {batch_dir}: run the same command again to do the rest",
               file=sys.stderr); return 130
     print("\n" + format_results(df) + "\n")
-    print(arm_summary(df).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(arm_table(df).to_string(float_format=lambda v: f"{v:.4f}"))
     print(f"\nresults {batch_dir / 'results.parquet'} and results.csv")
     return 0 if (df.status == "ok").all() else 1
 
 def cmd_results(a)->int:
-    from pgolf.lab.results import collect_results, format_results, arm_summary, COMPACT_COLUMNS
+    from pgolf.lab.results import collect_results, format_results, COMPACT_COLUMNS
+    from pgolf.lab.stats import arm_table
     df = collect_results(a.batch_dir)
     if a.csv:
         cols = list(df.columns) if a.all else [c for c in COMPACT_COLUMNS if c in df] + [c for c in df.columns if "." in c]
         sys.stdout.write(df[cols].to_csv(index=False)); return 0
     print(format_results(df, all_columns=a.all) + "\n")
-    print(arm_summary(df).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(arm_table(df).to_string(float_format=lambda v: f"{v:.4f}"))
     return 0
 
 def build_parser()->argparse.ArgumentParser:

@@ -14,7 +14,8 @@ from pathlib import Path
 __all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'DataCfg',
            'ExportCfg', 'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten',
            'parse_overrides', 'apply_overrides', 'from_dict', 'parse_layers', 'validate', 'Preset', 'register_preset',
-           'preset_chain', 'resolve', 'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
+           'preset_chain', 'resolve', 'override', 'load_overrides_file', 'save_config', 'load_config', 'config_hash',
+           'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -63,6 +64,7 @@ class ModelCfg:
     rope_train_seq_len: int = 0      # NTK-scale the RoPE base when T exceeds it (0 never; 1024 is the 03-20..03-31 quirk)
     ln_scale: bool = False           # 03-21 on: block i's norm outputs times 1/sqrt(i+1)
     init: str = "baseline"           # "baseline", "ortho" (the records: orthogonal, zero-init wins) or "ortho_mup"
+    ortho_proj_scale: bool = True    # ortho init: ".proj" layers times 1/sqrt(2L) (03-19..03-22); False: gain 1 (03-23 on)
     ve_layers: str = ""              # VE_LAYERS: value embeddings on these layers, e.g. "9,10" ("" off)
     ve_dim: int = 128                # value-embedding table width
     vrl: str = "off"                 # value residual learning: "off", "lambda" (03-23 option) or "sigmoid" (PR #569)
@@ -423,7 +425,7 @@ register_preset("r0320_effxsa", "r0320_int6", {
 register_preset("r0321", "r0320_effxsa", {"model.xsa_last_n": 4, "model.rope_dims": 16, "model.ln_scale": True},
                 _ARCH.format("2026-03-21_11L_XSA4_EMA_PartialRoPE_LateQAT (1.1250)"))
 register_preset("r0322", "r0321", {"model.ve_layers": "9,10"}, _ARCH.format("2026-03-22_11L_EMA_GPTQ-lite_warmdown3500_QAT015 (1.1233)"))
-register_preset("r0323", "r0322", {"model.activation": "leaky_relu2", "model.bigram_buckets": 1536},
+register_preset("r0323", "r0322", {"model.activation": "leaky_relu2", "model.bigram_buckets": 1536, "model.ortho_proj_scale": False},
                 _ARCH.format("2026-03-23_LeakyReLU_LegalTTT_ParallelMuon (1.1194)"))
 register_preset("r0325", "r0323", {"model.xsa_last_n": 11, "model.bigram_buckets": 3072, "model.bigram_dim": 112},
                 _ARCH.format("2026-03-25_ValCalib_GPTQ_XSA_BigramHash3072"))
@@ -432,11 +434,12 @@ register_preset("r0401", "baseline", {
     "model.vocab_size": 4096, "model.num_layers": 11, "model.mlp_mult": 4, "model.qk_gain_init": 4.0,
     "model.activation": "leaky_relu2", "model.xsa_last_n": 11, "model.rope_dims": 16, "model.rope_train_seq_len": 2048,
     "model.ln_scale": True, "model.ve_layers": "9,10", "model.skip_gates": True, "model.init": "ortho",
-    "schedule.train_seq_len": 2048, "data.variant": "sp4096"}, _ARCH.format("2026-04-01_Vocab4096_MLPMult4_WD085"))
+    "model.ortho_proj_scale": False, "schedule.train_seq_len": 2048, "data.variant": "sp4096"}, _ARCH.format("2026-04-01_Vocab4096_MLPMult4_WD085"))
 register_preset("r0403", "r0401", {
-    "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_frac": 0.54,
+    "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_frac": 0.5,
     "model.loop_skip_weights": "physical"},
-    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); recurrence from step 3000 of ~5,530 = 0.54"))
+    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); the record loops from step 3000 of ~5,530, "
+                 "about half its wallclock once looped steps are slower"))
 register_preset("r0405", "r0401", {
     "model.vocab_size": 8192, "model.ve_layers": "", "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 3,
     "model.loop_enable_frac": 0.5, "data.variant": "sp8192"}, _ARCH.format("2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2 (1.0856)"))
@@ -452,6 +455,13 @@ def resolve(preset:str="baseline", # a registered preset name
     "The validated config of `preset` with `overrides` (and `seed`) applied."
     cfg = Config()
     for p in preset_chain(preset): cfg = apply_overrides(cfg, p.delta)
+    return override(cfg, overrides, seed)
+
+def override(cfg:Config, # a config (e.g. a run's loaded config.json)
+             overrides:dict|list|None=None, # dotted keys to values, or "key=value" strings
+             seed:int|None=None, # shorthand for the `seed` override
+            )->Config:
+    "`cfg` with `overrides` (and `seed`) applied, validated."
     if isinstance(overrides, (list, tuple)): overrides = parse_overrides(overrides)
     cfg = apply_overrides(cfg, overrides or {})
     if seed is not None: cfg = apply_overrides(cfg, {"seed": seed})

@@ -1,4 +1,4 @@
-"""The challenge's naive baseline GPT, exactly as its record builds it: the forward order, the inits and the dtypes.
+"""The GPT: the challenge's naive baseline exactly as its record builds it, and the wiring of every architecture technique.
 
 Docs: https://pgolf.github.io/pgolf/model.html.md"""
 
@@ -122,7 +122,7 @@ class GPT(nn.Module):
         self.plain_order = list(range(cfg.num_layers))
         self.loop_order = layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_passes)
         self.looping = cfg.loop_passes > 1                # the trainer may switch it on later (loop_enable_frac)
-        self.num_encoder_layers, self.num_decoder_layers, n_skip = unet_split(len(self.plain_order))
+        self.num_encoder_layers, self.num_decoder_layers, _ = unet_split(cfg.num_layers)   # of the plain stack
         self.num_skip_weights = n_skip = skip_weight_count(cfg, self.loop_order) if cfg.unet_skips else 0
         self.skip_weights = nn.Parameter(torch.ones(n_skip, d, dtype=torch.float32)) if n_skip else None
         self.skip_gates = nn.Parameter(torch.zeros(n_skip, d, dtype=torch.float32)) if n_skip and cfg.skip_gates else None
@@ -133,7 +133,8 @@ class GPT(nn.Module):
 
     def _init_weights(self):
         if self.cfg.tie_embeddings: nn.init.normal_(self.tok_emb.weight, mean=0.0, std=self.cfg.tied_embed_init_std)
-        if self.cfg.init != "baseline": return ortho_init_(self, self.cfg.num_layers, mup=self.cfg.init == "ortho_mup")
+        if self.cfg.init != "baseline":
+            return ortho_init_(self, self.cfg.num_layers, mup=self.cfg.init == "ortho_mup", proj_scale=self.cfg.ortho_proj_scale)
         for m in self.modules():
             if isinstance(m, CastedLinear) and m._zero_init: nn.init.zeros_(m.weight)
 

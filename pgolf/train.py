@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import pgolf
-from .config import Config, ConfigError, resolve, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
+from .config import Config, ConfigError, resolve, override, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
 from .techniques.muon import Muon, muon_momentum_at
@@ -29,7 +29,7 @@ from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, co
 # %% auto #0
 __all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'training_frac', 'grad_accum_steps', 'accumulate',
            'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
-           'provenance', 'RunLog', 'write_json', 'evaluate', 'run', 'parse_args', 'main', 'resolve_from']
+           'provenance', 'RunLog', 'write_json', 'evaluate', 'run', 'parse_args', 'main']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -335,6 +335,9 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     # --- depth recurrence switched on partway: start plain (see techniques/depth_recurrence)
     delayed_loop = cfg.model.loop_passes > 1 and cfg.model.loop_enable_frac > 0
     if delayed_loop: base.looping = False
+    if delayed_loop and cfg.launch.compile and s.warmup_steps == 0:
+        log("warning: depth recurrence starts mid-run but schedule.warmup_steps=0, so the looped graph will compile "
+            "inside the timed window; set schedule.warmup_steps > 0 to prime it")
 
     # --- warmup steps prime compile/NCCL, then everything is rolled back
     if s.warmup_steps > 0:
@@ -459,18 +462,11 @@ def main(argv=None):
     try:
         cfg = load_config(a.config) if a.config else resolve(a.preset, a.overrides, seed=a.seed)
         if a.config and (a.overrides or a.seed is not None):
-            cfg = resolve_from(cfg, a.overrides, a.seed)
+            cfg = override(cfg, a.overrides, a.seed)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr); sys.exit(2)
     run(cfg, a.run_dir, preset="" if a.config else a.preset, overrides=dict(o.split("=", 1) for o in a.overrides),
         progress=not a.no_progress)
-
-def resolve_from(cfg:Config, overrides, seed=None)->Config:
-    "Apply further overrides to an already-resolved config."
-    from pgolf.config import apply_overrides, parse_overrides, validate
-    cfg = apply_overrides(cfg, parse_overrides(overrides))
-    if seed is not None: cfg = apply_overrides(cfg, {"seed": seed})
-    return validate(cfg)
 
 # %% ../nbs/04_train.ipynb #b31f896b
 if __name__ == "__main__" and "get_ipython" not in globals(): main()  # python -m pgolf.train (not inside a kernel)

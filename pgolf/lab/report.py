@@ -9,18 +9,17 @@ from __future__ import annotations
 import base64, html, math, re
 from pathlib import Path
 import numpy as np, pandas as pd
-from scipy.stats import t as student_t
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 from ..export import SIZE_CAP_BYTES, LEDGER_GROUPS
-from .stats import arm_summary, compare_to_control, ok_runs, CHALLENGE_MIN_NATS
+from .stats import arm_summary, compare_to_control, ok_runs, welch_ci, control_arm, CHALLENGE_MIN_NATS
 
 # %% auto #0
-__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'REPORT_CSS', 'control_arm',
-           'arm_order', 'arm_colors', 'plot_bpb_by_arm', 'welch_ci', 'plot_delta_vs_control', 'plot_curves',
-           'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'html_table', 'markdown_html', 'output_html',
-           'notebook_to_html', 'report_template', 'render_report']
+__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'REPORT_CSS', 'arm_order',
+           'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control', 'plot_curves', 'pareto_front', 'plot_tradeoff',
+           'plot_bytes_breakdown', 'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template',
+           'render_report']
 
 # %% ../../nbs/lab/report.ipynb #3ec73f2f
 CONTROL_COLOR = "#444444"  # the control arm's colour in every plot: dark grey, the reference the eye compares to
@@ -28,15 +27,6 @@ ARM_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", 
 GROUP_COLORS = dict(embed="#4c72b0", attn="#dd8452", mlp="#55a868", control="#c44e52", other="#8172b3")  # one colour per `LEDGER_GROUPS` group (seaborn's "deep")
 METRIC_LABELS = dict(val_bpb="val bpb (reloaded artifact)", val_bpb_pre_export="val bpb (before export)",
                      val_loss="val loss (nats/token, reloaded artifact)")  # axis labels of the metrics a report plots
-
-def control_arm(df:pd.DataFrame, # a results table
-                control:str|None=None, # the control arm, if the caller knows it
-               )->str|None: # `control`, else the arm of the rows flagged `is_control`, else None
-    "The batch's control arm."
-    if control is not None: return control
-    if "is_control" in df and df["is_control"].fillna(False).astype(bool).any():
-        return df.loc[df["is_control"].fillna(False).astype(bool), "arm"].iloc[0]
-    return None
 
 def arm_order(df:pd.DataFrame, # any table with an `arm` column
               control:str|None=None, # drawn first
@@ -90,20 +80,6 @@ def plot_bpb_by_arm(df:pd.DataFrame, # a results table (`load_results`)
 
 # %% ../../nbs/lab/report.ipynb #25050902
 VERDICT_COLORS = dict(challenge="#2ca02c", leaderboard="#ff7f0e", neither="#7f7f7f")  # arm colour by the rule it passes (delta plot)
-
-def welch_ci(a:np.ndarray, # one arm's values
-             b:np.ndarray, # the control's values
-             ci:float=0.95, # confidence level
-            )->tuple: # (low, high) of mean(a) - mean(b); NaN with fewer than two values on a side
-    "Welch–Satterthwaite confidence interval of a difference of means."
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2: return (math.nan, math.nan)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    d, se = a.mean() - b.mean(), math.sqrt(va + vb)
-    if se == 0: return (d, d)
-    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    h = student_t.ppf(0.5 + ci / 2, dof) * se
-    return (d - h, d + h)
 
 # %% ../../nbs/lab/report.ipynb #d09b2d36
 def _verdict(row)->str:

@@ -14,7 +14,7 @@ from ..config import flatten, valid_keys
 # %% auto #0
 __all__ = ['ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
            'read_expanded', 'read_json', 'run_status', 'config_columns', 'collect_results', 'save_results',
-           'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'arm_summary', 'format_results']
+           'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'format_results']
 
 # %% ../../nbs/lab/results.ipynb #1bb39a51
 ID_COLUMNS = ["arm", "seed", "is_control", "run_id", "config_hash", "status", "error"]  # who the run is
@@ -139,24 +139,6 @@ def bytes_breakdown(batch_dir:Path|str)->pd.DataFrame:
             rows.append({"run_id": r.run_id, "arm": r.arm, "seed": r.seed, "is_control": r.is_control, "group": g, **v})
     cols = ["run_id", "arm", "seed", "is_control", "group", "params", "payload_bytes", "alone_bytes", "share_bytes", "share"]
     return pd.DataFrame(rows, columns=cols)
-
-# %% ../../nbs/lab/results.ipynb #bfe3ce72
-def arm_summary(df:pd.DataFrame, # from `collect_results`
-                metric:str="val_bpb", # the column to summarise
-               )->pd.DataFrame:
-    "Per arm (control first): runs, ok runs, mean and sd of `metric`, mean minus the control's mean."
-    ok = df[df.status == "ok"]
-    arms = list(dict.fromkeys(list(df[df.is_control].arm) + list(df.arm)))
-    rows = []
-    for a in arms:
-        v = ok[ok.arm == a][metric].astype(float)
-        rows.append({"arm": a, "control": bool(df[df.arm == a].is_control.any()), "runs": int((df.arm == a).sum()),
-                     "ok": len(v), f"{metric}_mean": v.mean() if len(v) else math.nan,
-                     f"{metric}_sd": v.std(ddof=1) if len(v) > 1 else math.nan})
-    out = pd.DataFrame(rows)
-    ctrl = out[out.control][f"{metric}_mean"]
-    out[f"delta_vs_control"] = out[f"{metric}_mean"] - (ctrl.iloc[0] if len(ctrl) else math.nan)
-    return out
 
 # %% ../../nbs/lab/results.ipynb #c20da19c
 def format_results(df:pd.DataFrame, # from `collect_results` or `load_results`

@@ -14,8 +14,8 @@ from scipy.optimize import brentq
 
 # %% auto #0
 __all__ = ['LN2', 'CHALLENGE_MIN_NATS', 'CHALLENGE_ALPHA', 'LEADERBOARD_ALPHA', 'REQUIRED_COLUMNS', 'nats_to_bpb', 'bpb_to_nats',
-           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'compare_to_control',
-           'power_one_sided', 'min_detectable_effect', 'seeds_needed', 'noise_report']
+           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'compare_to_control', 'welch_ci',
+           'control_arm', 'arm_table', 'power_one_sided', 'min_detectable_effect', 'seeds_needed', 'noise_report']
 
 # %% ../../nbs/lab/stats.ipynb #ea9f6bda
 LN2 = math.log(2) # nats per bit
@@ -200,6 +200,43 @@ def compare_to_control(df:pd.DataFrame, # one row per run
     cols = ["arm", "n_arm", "n_control", "n_pairs", "mean_arm", "mean_control", "delta_bpb", "delta_nats", "p_welch",
             "p_paired", "bar_bpb", "p_challenge", "challenge_pass", "leaderboard_pass", "verdict", "note"]
     return pd.DataFrame(rows, columns=cols).set_index("arm")
+
+# %% ../../nbs/lab/stats.ipynb #4950b680
+def welch_ci(a:np.ndarray, # one arm's values
+             b:np.ndarray, # the control's values
+             ci:float=0.95, # confidence level
+            )->tuple: # (low, high) of mean(a) - mean(b); NaN with fewer than two values on a side
+    "Welch–Satterthwaite confidence interval of a difference of means."
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2: return (math.nan, math.nan)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    d, se = a.mean() - b.mean(), math.sqrt(va + vb)
+    if se == 0: return (d, d)
+    dof = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    h = stats.t.ppf(0.5 + ci / 2, dof) * se
+    return (d - h, d + h)
+
+def control_arm(df:pd.DataFrame, # a results table
+                control:str|None=None, # the control arm, if the caller knows it
+               )->str|None: # `control`, else the arm of the rows flagged `is_control`, else None
+    "The batch's control arm."
+    if control is not None: return control
+    if "is_control" in df and df["is_control"].fillna(False).astype(bool).any():
+        return df.loc[df["is_control"].fillna(False).astype(bool), "arm"].iloc[0]
+    return None
+
+def arm_table(df:pd.DataFrame, # a results table (one row per run)
+              control:str|None=None, # the control arm (default: the rows flagged `is_control`)
+              metric:str="val_bpb", # the score column (lower is better)
+             )->pd.DataFrame: # one row per arm with ok runs, the control first
+    "Per arm: n, mean, sd and CI of `metric`, and (with a control) its delta, one-sided Welch p and verdict."
+    s = arm_summary(df, metric)[["n", "mean", "sd", "ci_low", "ci_high"]]
+    control = control_arm(df, control)
+    if control is None or control not in s.index: return s
+    cmp = compare_to_control(df, control, metric)[["delta_bpb", "p_welch", "verdict"]]
+    out = s.join(cmp, how="left")
+    out.loc[control, "verdict"] = "control"
+    return out.loc[[control] + [a for a in out.index if a != control]]
 
 # %% ../../nbs/lab/stats.ipynb #18e88211
 def _se_df(sd:float, n:int, paired:bool):

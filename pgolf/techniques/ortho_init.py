@@ -20,13 +20,15 @@ ORTHO_MIN_DIM = 64  # the records orthogonalise only Linear layers with both dim
 def ortho_init_(model:nn.Module, # the GPT (modified in place)
                 num_layers:int, # L, for the 1/sqrt(2L) factor
                 mup:bool=False, # True: output projections get orthogonal x 1/sqrt(2L) instead of zero
+                proj_scale:bool=True, # `.proj` layers times 1/sqrt(2L) (03-19..03-22); False: gain 1 (03-23 on)
                )->nn.Module:
     "The records' init loop: zero-init layers first (unless `mup`), then orthogonal, `.proj` names times 1/√(2L)."
     for name, m in model.named_modules():
         if not isinstance(m, nn.Linear): continue
-        w = m.weight
-        if getattr(m, "_zero_init", False) and not (mup and name.endswith(".proj")): nn.init.zeros_(w)
-        elif w.ndim == 2 and min(w.shape) >= ORTHO_MIN_DIM:
+        w, big = m.weight, m.weight.ndim == 2 and min(m.weight.shape) >= ORTHO_MIN_DIM
+        zero = getattr(m, "_zero_init", False)
+        if zero and not (mup and big and name.endswith(".proj")): nn.init.zeros_(w)
+        elif big:
             nn.init.orthogonal_(w, gain=1.0)
-            if name.endswith(".proj"): w.mul_(1.0 / math.sqrt(2 * num_layers))
+            if name.endswith(".proj") and (proj_scale or zero): w.mul_(1.0 / math.sqrt(2 * num_layers))
     return model

@@ -40,8 +40,9 @@ def gptj_step(block, # a Block (its attn, mlp, scales, gates, norm)
               x:Tensor, # the block's resid-mixed input
               ve:Tensor|None=None, v0:Tensor|None=None)->tuple[Tensor, Tensor]:
     "GPT-J form: attention and MLP both read `x`; both outputs are added to it."
-    a, v = block.attn(block.norm(x), ve, v0)
-    m = block.mlp(block.norm(x))
+    h = block.norm(x)
+    a, v = block.attn(h, ve, v0)
+    m = block.mlp(h)
     return x + residual_gain(block.attn_scale, block.attn_gate, a) + residual_gain(block.mlp_scale, block.mlp_gate, m), v
 
 def two_lane_step(block, # a Block with parallel_resid_lambdas and parallel_post_lambdas

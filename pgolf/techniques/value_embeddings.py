@@ -27,12 +27,13 @@ class ValueEmbedding(nn.Module):
         kv_dim = cfg.num_kv_heads * (cfg.model_dim // cfg.num_heads)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.ve_dim)
         nn.init.normal_(self.embed.weight, std=VE_INIT_STD)
-        self.proj = CastedLinear(cfg.ve_dim, kv_dim)
+        self.proj = CastedLinear(cfg.ve_dim, kv_dim) if cfg.ve_dim != kv_dim else None  # as the records: none if equal
         self.scale = nn.Parameter(torch.tensor(VE_SCALE_INIT, dtype=torch.float32))
         self.ve_layer_scales = nn.ParameterList([nn.Parameter(torch.ones(1, dtype=torch.float32)) for _ in self.layers])
 
     def forward(self, ids:Tensor)->Tensor:
-        h = self.proj(self.embed(ids))
+        h = self.embed(ids)
+        if self.proj is not None: h = self.proj(h)
         return self.scale.to(h.dtype) * h
 
     def for_layer(self, ve:Tensor, # the shared term from `forward`
