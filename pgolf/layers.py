@@ -6,7 +6,6 @@ Docs: https://pgolf.github.io/pgolf/layers.html.md"""
 
 # %% ../nbs/02b_layers.ipynb #72ceab5e
 from __future__ import annotations
-import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

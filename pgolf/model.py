@@ -6,13 +6,12 @@ Docs: https://pgolf.github.io/pgolf/model.html.md"""
 
 # %% ../nbs/03_model.ipynb #219c933b
 from __future__ import annotations
-import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 from .config import ModelCfg, CONTROL_TENSOR_NAME_PATTERNS, is_control
-from .layers import rms_norm, CastedLinear, Rotary, apply_rotary
+from .layers import rms_norm, CastedLinear
 from .techniques.xsa import xsa, xsa_layers
 from .techniques.bigram_hash import BigramHash
 from .techniques.smear_gate import SmearGate

@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/lab/results.html.md"""
 
 # %% ../../nbs/lab/results.ipynb #e44a5c50
 from __future__ import annotations
-import json, math, os
+import json, os
 from pathlib import Path
 import pandas as pd
 from ..config import flatten, valid_keys

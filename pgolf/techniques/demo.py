@@ -6,7 +6,6 @@ Docs: https://pgolf.github.io/pgolf/techniques/demo.html.md"""
 
 # %% ../../nbs/techniques/demo.ipynb #a6f874e7
 from __future__ import annotations
-import math
 import torch
 from ..config import resolve
 from ..model import GPT

@@ -6,7 +6,6 @@ Docs: https://pgolf.github.io/pgolf/techniques/xsa.html.md"""
 
 # %% ../../nbs/techniques/xsa.ipynb #3d6674ed
 from __future__ import annotations
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
