@@ -6,13 +6,14 @@ Docs: https://pgolf.github.io/pgolf/cli.html.md"""
 
 # %% ../nbs/07_cli.ipynb #d3dae91d
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, sys, warnings
 from pathlib import Path
-from .config import ConfigError, PRESETS, resolve, load_overrides_file, parse_overrides, config_hash, config_diff, flatten
+from .config import ConfigError, ConfigWarning, PRESETS, resolve, load_overrides_file, parse_overrides, config_hash, config_diff, flatten
 from .lab.runs import launch, run_name, RunFailed
 
 # %% auto #0
-__all__ = ['summary', 'cmd_train', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate', 'cmd_results', 'build_parser', 'main']
+__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate', 'cmd_results',
+           'build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ad502166
 def _resolve_args(a)->tuple:
@@ -24,14 +25,16 @@ def _resolve_args(a)->tuple:
 
 def summary(res:dict)->str:
     "The few lines a run ends with."
-    if res.get("status") != "ok": return f"run failed: {res.get('error')}"
+    if res.get("status") not in ("ok", "degenerate"): return f"run failed: {res.get('error')}"
     lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after int8+{res.get('compressor', 'zlib')} roundtrip {res['val_bpb']:.4f}"
              f"   (val_loss {res['val_loss']:.4f} nats)"]
     if "val_unigram_bpb" in res: lines.append(f"reference unigram entropy of the val split: {res['val_unigram_bpb']:.4f} bpb")
     lines.append(f"bytes     model {res['model_bytes']:,} + code {res['code_bytes']:,} = {res['total_bytes']:,}"
-                 f"   headroom {res['headroom_bytes']:,} of 16,000,000")
+                 f"   headroom {res['headroom_bytes']:,} of {res.get('size_cap_bytes', 16_000_000):,}")
     lines.append(f"steps     {res['steps']} in {res['train_seconds']:.1f}s ({res['ms_per_step']:.1f} ms/step), "
                  f"eval {res['eval_seconds']:.1f}s on {res['device_count']}x {res['device']}")
+    if res.get("fits") is False: lines.append(f"DOES NOT FIT: {-res['headroom_bytes']:,} bytes over the cap (no record or leaderboard verdict)")
+    if res.get("status") == "degenerate": lines.append(f"DEGENERATE: {res.get('flag')}: it learned nothing beyond the token frequencies")
     return "\n".join(lines)
 
 def cmd_train(a)->int:
@@ -42,7 +45,7 @@ def cmd_train(a)->int:
     except RunFailed as e:
         print(f"\n{e}", file=sys.stderr); return 1
     print("\n" + summary(res)); print(f"run dir   {run_dir}")
-    return 0
+    return 0 if res.get("status") == "ok" else 1  # degenerate: finished, but learned nothing
 
 def cmd_config(a)->int:
     cfg, _ = _resolve_args(a)
@@ -56,9 +59,15 @@ def cmd_presets(a)->int:
             for k, v in p.delta.items(): print(f"    {k} = {v}")
     return 0
 
+OFFLINE_HINT = ("without the network, train on the embedded news corpus (data.corpus=news, as --preset tiny does), "
+                "or point data.path at challenge shards you already have (data.corpus=dir, with data.tokenizer_path), "
+                "or pass --source a local folder laid out like the hub")
+
 def cmd_fetch(a)->int:
-    from pgolf.data import fetch_fineweb
-    path = fetch_fineweb(variant=a.variant, train_shards=a.train_shards, dest=a.dest, source=a.source)
+    from pgolf.data import fetch_fineweb, FetchError
+    try: path = fetch_fineweb(variant=a.variant, train_shards=a.train_shards, dest=a.dest, source=a.source)
+    except FetchError as e:
+        print(f"pgolf: fetch failed: cannot fetch {e.url}: {e.reason}; {OFFLINE_HINT}", file=sys.stderr); return 1
     print(f"fetched into {path}")
     return 0
 
@@ -138,9 +147,21 @@ def build_parser()->argparse.ArgumentParser:
     rs.set_defaults(fn=cmd_results)
     return p
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    "A config warning as one `pgolf: warning:` line; any other warning as Python shows it."
+    if issubclass(category, ConfigWarning): print(f"pgolf: warning: {message}", file=sys.stderr)
+    else: _python_showwarning(message, category, filename, lineno, file, line)
+_python_showwarning = warnings.showwarning
+
 def main(argv=None)->int:
     "Entry point of the `pgolf` command."
     a = build_parser().parse_args(argv)
+    with warnings.catch_warnings():  # restores the filters and `showwarning` on the way out
+        warnings.simplefilter("once", ConfigWarning)  # once per message, however many configs an ablation resolves
+        warnings.showwarning = _show_warning
+        return _run(a)
+
+def _run(a)->int:
     try: return a.fn(a)
     except ConfigError as e:
         print(f"pgolf: config error: {e}", file=sys.stderr); return 2

@@ -10,14 +10,15 @@ __all__ = ['SHARD_MAGIC', 'SHARD_VERSION', 'HEADER_INTS', 'HEADER_BYTES', 'BOS_I
            'CORPORA', 'CORPUS_PACKAGES', 'SPLIT_SALT', 'SP_TRAINER_SETTINGS', 'SP_DEFAULT_MAX_SENTENCE_LENGTH',
            'SP_QUIET', 'DATA_FORMAT', 'CACHE_ENV', 'HUB_REPO_ID', 'HUB_REMOTE_ROOT', 'HUB_SOURCE', 'FINEWEB_MANIFEST',
            'FETCH_TIMEOUT_S', 'FETCH_BLOCK', 'DATA_SOURCES', 'ShardError', 'write_shard', 'read_shard_header',
-           'load_shard', 'list_shards', 'TokenStream', 'DistributedTokenLoader', 'load_validation_tokens', 'Doc',
-           'CorpusMissingError', 'news_zip_path', 'load_news', 'load_sotu', 'load_corpus', 'doc_unit', 'split_docs',
-           'train_tokenizer', 'encode_docs', 'default_cache_dir', 'Dataset', 'prepare_corpus', 'fineweb_dataset_name',
-           'fetch_fineweb', 'check_vocab_size', 'resolve_dataset']
+           'check_token_ids', 'load_shard', 'list_shards', 'TokenStream', 'DistributedTokenLoader',
+           'load_validation_tokens', 'Doc', 'CorpusMissingError', 'news_zip_path', 'load_news', 'load_sotu',
+           'load_corpus', 'doc_unit', 'split_docs', 'train_tokenizer', 'encode_docs', 'default_cache_dir', 'Dataset',
+           'prepare_corpus', 'fineweb_dataset_name', 'FetchError', 'fetch_fineweb', 'check_vocab_size',
+           'resolve_dataset']
 
 # %% ../nbs/01_data.ipynb #8bc12f18
 import csv, glob, hashlib, importlib.metadata, importlib.util, io, json, os, re, shutil, tempfile, time
-import urllib.error, urllib.request, zipfile
+import http.client, urllib.error, urllib.request, zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -99,11 +100,27 @@ def read_shard_header(path:Path, # a `.bin` shard
                          f"but it is {size:,} bytes; the file is truncated or corrupt: {fix}")
     return n
 
+def check_token_ids(toks:np.ndarray, # the token ids of one shard
+                    path:Path, # the shard they come from, for the message
+                    vocab_size:int, # the model's vocabulary size
+                   ):
+    "Raise `ShardError` if an id in `toks` is at or beyond `vocab_size`: the shard was made by another tokenizer."
+    if toks.size == 0: return
+    hi = int(toks.max())
+    if hi >= vocab_size:
+        at = int(np.argmax(toks >= vocab_size))
+        raise ShardError(f"{path}: token id {hi} is outside the model's vocabulary of {vocab_size} ids (model.vocab_size="
+                         f"{vocab_size}, valid ids 0..{vocab_size - 1}; the first such id is at token {at:,}); the shard "
+                         "was made by a larger tokenizer: point data.path at shards of a "
+                         f"{vocab_size}-piece tokenizer, or set model.vocab_size to the tokenizer's size")
+
 def load_shard(path:Path, # a `.bin` shard
+               vocab_size:int|None=None, # if given, every id must be below it (`check_token_ids`)
               )->torch.Tensor: # its tokens, dtype uint16
-    "Read all tokens of the shard at `path` after checking it with `read_shard_header`."
+    "Read all tokens of the shard at `path` after checking it with `read_shard_header` (and its ids, given `vocab_size`)."
     n = read_shard_header(path)
     toks = np.fromfile(path, dtype="<u2", count=n, offset=HEADER_BYTES)
+    if vocab_size is not None: check_token_ids(toks, path, vocab_size)
     return torch.from_numpy(toks.astype(np.uint16, copy=False))
 
 def list_shards(pattern:str, # a glob such as `data/fineweb_train_*.bin`
@@ -116,16 +133,24 @@ def list_shards(pattern:str, # a glob such as `data/fineweb_train_*.bin`
 # %% ../nbs/01_data.ipynb #5d8021f6
 class TokenStream:
     "The tokens of the shards matching `pattern`, read in sorted order and wrapping around forever."
-    def __init__(self, pattern:str): # glob of the shards to stream
-        self.files = list_shards(pattern)
+    def __init__(self, pattern:str, # glob of the shards to stream
+                 vocab_size:int|None=None, # if given, each shard's ids are checked against it when it is first loaded
+                ):
+        self.files, self.vocab_size, self.checked = list_shards(pattern), vocab_size, set()
         if sum(read_shard_header(f) for f in self.files) == 0:
             raise ValueError(f"the shards matching {str(pattern)!r} hold no tokens")
         self.file_idx, self.pos = 0, 0
-        self.tokens = load_shard(self.files[0])
+        self.tokens = self._load(0)
+
+    def _load(self, i:int)->torch.Tensor:
+        "Shard `i`; its ids are checked the first time only (a wrap-around reads it again unchecked)."
+        toks = load_shard(self.files[i], None if i in self.checked else self.vocab_size)
+        self.checked.add(i)
+        return toks
 
     def _advance_file(self):
         self.file_idx = (self.file_idx + 1) % len(self.files)
-        self.tokens, self.pos = load_shard(self.files[self.file_idx]), 0
+        self.tokens, self.pos = self._load(self.file_idx), 0
 
     def take(self, n:int, # how many tokens
             )->torch.Tensor: # the next `n` tokens of the stream, dtype uint16
@@ -150,10 +175,11 @@ class DistributedTokenLoader:
                  rank:int, # this process's rank
                  world_size:int, # number of processes
                  device:torch.device|str="cpu", # where `x` and `y` go
+                 vocab_size:int|None=None, # if given, every id must be below it (checked once per shard)
                 ):
         if not 0 <= rank < world_size: raise ValueError(f"rank {rank} is outside [0, world_size={world_size})")
         self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
-        self.stream = TokenStream(pattern)
+        self.stream = TokenStream(pattern, vocab_size)
 
     def next_batch(self, global_tokens:int, # tokens per optimizer step, summed over ranks and micro-steps
                    seq_len:int, # sequence length
@@ -173,9 +199,10 @@ class DistributedTokenLoader:
 
 def load_validation_tokens(pattern:str, # glob of the validation shards
                            seq_len:int, # the longest sequence length used to evaluate
+                           vocab_size:int|None=None, # if given, every id must be below it
                           )->torch.Tensor: # uint16 tokens, ((N-1)//seq_len)*seq_len + 1 of them
     "All validation tokens in sorted shard order, cut to a whole number of `seq_len` windows plus one."
-    tokens = torch.cat([load_shard(f) for f in list_shards(pattern)]).contiguous()
+    tokens = torch.cat([load_shard(f, vocab_size) for f in list_shards(pattern)]).contiguous()
     usable = ((tokens.numel() - 1) // seq_len) * seq_len
     if usable <= 0:
         raise ValueError(f"the validation split {str(pattern)!r} holds {tokens.numel()} tokens, too few for one "
@@ -506,6 +533,12 @@ def _safe_rel(rel:str)->str:
     if p.is_absolute() or ".." in p.parts or not p.parts: raise ValueError(f"unsafe path in the manifest: {rel!r}")
     return p.as_posix()
 
+class FetchError(ConnectionError):
+    "A download that could not reach its source, or stopped short; `url` is what it tried and `reason` why it failed."
+    def __init__(self, url:str, reason:str, hint:str=""):
+        self.url, self.reason = url, reason
+        super().__init__(f"cannot fetch {url}: {reason}" + (f"; {hint}" if hint else ""))
+
 def _fetch_file(source:str, rel:str, dst:Path, check:Callable|None=None, quiet:bool=True):
     "Copy `source/rel` to `dst` through a temporary file; `check(tmp)` must pass before the rename."
     with _atomic_path(dst) as tmp:
@@ -517,13 +550,15 @@ def _fetch_file(source:str, rel:str, dst:Path, check:Callable|None=None, quiet:b
                     while block := r.read(FETCH_BLOCK): f.write(block); n += len(block)
             except urllib.error.HTTPError as e:
                 if e.code == 404: raise FileNotFoundError(f"{url} does not exist (HTTP 404)") from e
-                raise ConnectionError(f"fetching {url} failed: HTTP {e.code} {e.reason}") from e
+                raise FetchError(url, f"HTTP {e.code} {e.reason}") from e
             except urllib.error.URLError as e:
                 if isinstance(e.reason, FileNotFoundError): raise FileNotFoundError(f"{url} does not exist") from e
-                raise ConnectionError(f"cannot reach {url}: {e.reason}; the Hugging Face hub must be reachable, or pass "
-                                      "source= a local folder laid out like the hub") from e
+                raise FetchError(url, f"cannot reach the host ({e.reason})", "the Hugging Face hub must be reachable, or pass "
+                                 "source= a local folder laid out like the hub") from e
+            except (TimeoutError, ConnectionError, http.client.HTTPException) as e:  # the connection broke mid-download
+                raise FetchError(url, f"the download broke off ({type(e).__name__}: {e})", "run the fetch again to resume") from e
             if expected is not None and n != int(expected):
-                raise ConnectionError(f"{url}: received {n:,} of {int(expected):,} bytes; run the fetch again to resume")
+                raise FetchError(url, f"received {n:,} of {int(expected):,} bytes", "run the fetch again to resume")
         else:
             src = Path(source)/rel
             if not src.is_file(): raise FileNotFoundError(f"{src} not found in the source folder {source}")

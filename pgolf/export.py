@@ -20,10 +20,10 @@ from .config import CONTROL_TENSOR_NAME_PATTERNS, is_control
 # %% auto #0
 __all__ = ['SIZE_CAP_BYTES', 'INT8_CLIP_Q', 'INT8_KEEP_FLOAT_MAX_NUMEL', 'INT8_KEEP_FLOAT_STORE_DTYPE',
            'INT8_PER_ROW_SCALE_DTYPE', 'INT8_FORMAT', 'TORCH_QUANTILE_MAX_NUMEL', 'COMPRESSORS', 'BSHF_MAGIC',
-           'QUANTIZERS', 'DEQUANTIZERS', 'LEDGER_GROUPS', 'quantize_tensor_int8', 'quantize_int8', 'dequantize_int8',
-           'ArtifactError', 'available_compressors', 'compress', 'decompress', 'byte_shuffle', 'byte_unshuffle',
-           'serialize', 'deserialize', 'save_artifact', 'load_artifact', 'code_bytes', 'tensor_group', 'byte_ledger',
-           'format_ledger']
+           'BSHF_STRIDE_BYTES', 'QUANTIZERS', 'DEQUANTIZERS', 'LEDGER_GROUPS', 'quantize_tensor_int8', 'quantize_int8',
+           'dequantize_int8', 'ArtifactError', 'available_compressors', 'compress', 'decompress', 'byte_shuffle',
+           'byte_unshuffle', 'serialize', 'deserialize', 'save_artifact', 'load_artifact', 'code_bytes', 'tensor_group',
+           'byte_ledger', 'format_ledger']
 
 # %% ../nbs/05_export.ipynb #1a4c8d4b
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap on code bytes + compressed model bytes (decimal, not MiB)
@@ -207,21 +207,34 @@ def decompress(blob:bytes, # what `compress` returned
 
 # %% ../nbs/05_export.ipynb #8cc55c06
 BSHF_MAGIC = b"BSHF"  # the records' tag in front of byte-shuffled data (03-31, 04-01 … 04-09)
+BSHF_STRIDE_BYTES = (1, 2)  # widths of the stride header: 1 byte (04-01 on, ours), 2 bytes little-endian (03-31)
+
+def _check_stride_bytes(stride_bytes):
+    if stride_bytes not in BSHF_STRIDE_BYTES:
+        raise ValueError(f"stride_bytes must be 1 (the 04-01 … 04-09 layout, pgolf's) or 2 (the 03-31 layout), got {stride_bytes!r}")
 
 def byte_shuffle(raw:bytes, # the bytes to shuffle
                  stride:int=2, # bytes per element; the records use 2
+                 stride_bytes:int=1, # width of the stride header: 1 (04-01 on) or 2 (03-31), little-endian
                 )->bytes:
-    "`BSHF`, the stride byte, then the bytes at offsets 0, s, 2s, … followed by those at 1, s+1, …, and so on."
-    if not 1 <= stride <= 255: raise ValueError(f"stride must be 1..255, got {stride}")
+    "`BSHF`, the stride, then the bytes at offsets 0, s, 2s, … followed by those at 1, s+1, …, and so on."
+    _check_stride_bytes(stride_bytes)
+    top = 256 ** stride_bytes - 1
+    if not 1 <= stride <= top: raise ValueError(f"stride must be 1..{top} with a {stride_bytes}-byte stride header, got {stride}")
     a = np.frombuffer(raw, dtype=np.uint8)
-    return BSHF_MAGIC + bytes([stride]) + b"".join(a[i::stride].tobytes() for i in range(stride))
+    return BSHF_MAGIC + stride.to_bytes(stride_bytes, "little") + b"".join(a[i::stride].tobytes() for i in range(stride))
 
-def byte_unshuffle(blob:bytes, # what `byte_shuffle` returned
+def byte_unshuffle(blob:bytes, # what `byte_shuffle` (or a record's `_byte_shuffle`) returned
+                   stride_bytes:int=1, # the layout it was written with: 1 (ours, 04-01 on) or 2 (03-31)
                   )->bytes:
-    "Undo `byte_shuffle`."
-    if len(blob) < 5 or blob[:4] != BSHF_MAGIC or blob[4] == 0:
-        raise ValueError("not byte-shuffled data: expected the BSHF magic and a non-zero stride byte")
-    stride, body = blob[4], np.frombuffer(blob, dtype=np.uint8, offset=5)
+    "Undo `byte_shuffle`; the stride header is `stride_bytes` wide (the bytes cannot say which, see above)."
+    _check_stride_bytes(stride_bytes)
+    head = len(BSHF_MAGIC) + stride_bytes
+    if len(blob) < head or blob[:4] != BSHF_MAGIC:
+        raise ValueError(f"not byte-shuffled data: expected the BSHF magic and a {stride_bytes}-byte stride, got {bytes(blob[:head])!r}")
+    stride = int.from_bytes(blob[4:head], "little")
+    if stride == 0: raise ValueError(f"not byte-shuffled data: the {stride_bytes}-byte stride header reads 0")
+    body = np.frombuffer(blob, dtype=np.uint8, offset=head)
     out, pos = np.empty_like(body), 0
     for i in range(stride):
         k = len(range(i, body.size, stride))

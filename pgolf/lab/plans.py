@@ -14,8 +14,9 @@ from ..config import (Config, ConfigError, PRESETS, SECTIONS, apply_overrides, c
 from .runs import run_name
 
 # %% auto #0
-__all__ = ['PLAN_KEYS', 'REQUIRED_KEYS', 'NAME_RE', 'PlanError', 'check_override', 'Plan', 'parse_plan', 'load_plan', 'RunSpec',
-           'grid_order', 'expand', 'expanded', 'runs_of', 'format_grid']
+__all__ = ['PLAN_KEYS', 'REQUIRED_KEYS', 'NAME_RE', 'DATA_PATH_KEYS', 'READS_DATA_PATH', 'PlanError', 'check_override', 'Plan',
+           'path_problem', 'data_path_problems', 'parse_plan', 'duplicate_keys', 'load_plan', 'RunSpec', 'grid_order',
+           'expand', 'expanded', 'runs_of', 'format_grid']
 
 # %% ../../nbs/lab/plans.ipynb #c49692b2
 class PlanError(ConfigError):
@@ -87,14 +88,64 @@ class Plan:
         "The resolved config of one run."
         return resolve(self.preset_for(arm), self.overrides_for(arm), seed=seed)
 
+# %% ../../nbs/lab/plans.ipynb #r8p1a0b2
+DATA_PATH_KEYS = ("data.path", "data.tokenizer_path")  # config keys that name files or folders a run reads
+READS_DATA_PATH = ("dir", "fineweb")  # the corpora that read their shards from data.path (news and sotu write there)
+
+def path_problem(key:str, # "data.path" or "data.tokenizer_path"
+                 value:str, # its (non-empty) value
+                 corpus:str, # the run's data.corpus
+                )->str|None:
+    "Why the path `value` of config `key` cannot serve a batch's run, or None."
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        here = p.resolve()
+        return (f"{key}={value!r} is a relative path, but each run of a batch executes in its own run directory; give an "
+                "absolute path" + (f" (from here it would be {str(here)!r})" if here.exists() else ""))
+    if key == "data.tokenizer_path":
+        if not p.exists(): return f"{key}={value!r} does not exist; give the SentencePiece .model that made the shards"
+        return None if p.is_file() else f"{key}={value!r} is not a file; give the SentencePiece .model itself"
+    if corpus in READS_DATA_PATH and not p.is_dir():
+        return f"{key}={value!r} {'is not a folder' if p.exists() else 'does not exist'}; data.corpus={corpus!r} reads its shards from there"
+    if corpus not in READS_DATA_PATH and p.exists() and not p.is_dir():
+        return f"{key}={value!r} is a file; data.corpus={corpus!r} prepares its shards into a folder there"
+    return None
+
+def _value_source(plan, arm:str, key:str)->str:
+    "Where `arm`'s value of `key` is set: the arm, the plan's `data` or `overrides` section, or the preset."
+    if key in plan.arms[arm]: return f"arm {arm!r}"
+    if key.partition(".")[2] in plan.data: return "data"
+    if key in plan.overrides: return "overrides"
+    return f"preset {plan.preset_for(arm)!r}"
+
+def data_path_problems(plan, # a `Plan`
+                       cfgs:dict, # arm -> its resolved `Config`
+                      )->list[str]:
+    "One line per unusable data path of the plan's arms, naming where it is set; a path shared by arms is said once."
+    out = []
+    for arm, cfg in cfgs.items():
+        for key in DATA_PATH_KEYS:
+            value = getattr(cfg.data, key.partition(".")[2])
+            if value and (why := path_problem(key, value, cfg.data.corpus)): out.append(f"{_value_source(plan, arm, key)}: {why}")
+    return list(dict.fromkeys(out))
+
 # %% ../../nbs/lab/plans.ipynb #35c1f74e
 def _mapping(value, what:str, problems:list)->dict:
-    "A flattened mapping, or {} after recording why `value` is not one."
+    "A flattened mapping, or {} after recording why `value` is not one (or names one key twice, dotted and nested)."
     if value is None: return {}
     if not isinstance(value, dict):
         problems.append(f"{what} must be a mapping of config keys to values, got {type(value).__name__} {value!r}")
         return {}
-    return flatten(value)
+    flat = flatten(value)
+    n = sum(len(flatten({k: v})) for k, v in value.items())
+    if n != len(flat):  # flatten kept only the last of two spellings
+        seen, twice = set(), []
+        for k, v in value.items():
+            for fk in flatten({k: v}):
+                if fk in seen: twice.append(fk)
+                seen.add(fk)
+        problems.append(f"{what}: {', '.join(repr(k) for k in twice)} given twice (dotted and nested); only one would count: keep one")
+    return flat
 
 def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
                source:str="<plan>", # where it came from, for messages
@@ -166,31 +217,68 @@ def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
                 arm_presets={a: p for a, p in arm_presets.items() if p != base})
     # resolve every arm x seed: cross-field checks, and arms that are secretly the same config
     if base in PRESETS and not bad_common:
-        seen, errs = {}, {}
+        seen, errs, cfgs = {}, {}, {}
         for arm in arms:
             if arm in bad_arms: continue
             for s in plan.seeds:
-                try: h = config_hash(plan.config(arm, s))
+                try: cfg = plan.config(arm, s); h = config_hash(cfg)
                 except ConfigError as e: errs[arm] = (s, str(e)); break
                 if s == plan.seeds[0]:
+                    cfgs[arm] = cfg
                     if h in seen: P.append(f"arms {seen[h]!r} and {arm!r} resolve to the same config (hash {h}): one of them measures nothing")
                     seen.setdefault(h, arm)
         if len(errs) == len(arms) > 1 and len(set(errs.values())) == 1:  # a problem of the common part: say it once
             s, e = next(iter(errs.values())); P.append(f"every arm, seed {s}: {e}")
         else: P += [f"arm {a!r}, seed {s}: {e}" for a, (s, e) in errs.items()]
+        P += data_path_problems(plan, cfgs)
     if P: raise PlanError(source, P)
     return plan
 
 # %% ../../nbs/lab/plans.ipynb #875ac381
+def duplicate_keys(node, # a composed YAML node (`yaml.compose`)
+                   path:tuple=(), # the keys above `node`
+                   seen:set|None=None, # nodes already walked (an alias can point back up)
+                  )->list[tuple]: # (path, key, first line, second line), lines counted from 1
+    "Every key given twice in one mapping of the YAML tree under `node`."
+    import yaml
+    seen = set() if seen is None else seen
+    if id(node) in seen: return []
+    seen.add(id(node)); out = []
+    if isinstance(node, yaml.MappingNode):
+        first = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            if key is not None and key in first: out.append((path, key, first[key], k.start_mark.line + 1))
+            elif key is not None: first[key] = k.start_mark.line + 1
+            out += duplicate_keys(v, path + (key,), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value: out += duplicate_keys(v, path, seen)
+    return out
+
+def _duplicate_problem(path:tuple, key:str, a:int, b:int)->str:
+    lines = f"lines {a} and {b}"
+    if path == ("arms",):
+        return (f"arm {key!r} is defined twice ({lines}): YAML keeps only the last, so the two would run as one arm; "
+                "give each arm its own name")
+    if not path: return f"plan key {key!r} is given twice ({lines}): YAML keeps only the last; keep one"
+    in_arm = path[0] == "arms" and len(path) > 1
+    where, inner = (f"arm {path[1]!r}", path[2:]) if in_arm else (str(path[0]), path[1:])
+    return f"{where}: key {'.'.join(map(str, (*inner, key)))!r} is given twice ({lines}): YAML keeps only the last; keep one"
+
 def load_plan(path:str|Path, # a .yaml plan file
              )->Plan:
-    "Read and validate a plan file; raise `PlanError` naming the file."
+    "Read and validate a plan file; raise `PlanError` naming the file (a key given twice is a problem too)."
     import yaml
     path = Path(path)
     if not path.is_file(): raise PlanError(str(path), [f"plan file does not exist (looked for {path.resolve()})"])
-    try: data = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    try: data, dups = yaml.safe_load(text), duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as e: raise PlanError(str(path), [f"not valid YAML: {e}"]) from None
-    return parse_plan(data, str(path), default_name=path.stem)
+    twice = [_duplicate_problem(*d) for d in dups]
+    try: plan = parse_plan(data, str(path), default_name=path.stem)
+    except PlanError as e: raise PlanError(str(path), twice + e.problems) from None
+    if twice: raise PlanError(str(path), twice)
+    return plan
 
 # %% ../../nbs/lab/plans.ipynb #16188c96
 @dataclass
