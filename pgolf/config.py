@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'DataCfg',
-           'ExportCfg', 'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten',
-           'parse_overrides', 'apply_overrides', 'from_dict', 'parse_layers', 'validate', 'Preset', 'register_preset',
-           'preset_chain', 'resolve', 'override', 'load_overrides_file', 'save_config', 'load_config', 'config_hash',
-           'config_diff']
+__all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'COMPRESSOR_LEVELS', 'RANGES', 'PRESETS',
+           'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'DataCfg', 'ExportCfg', 'EvalCfg', 'LaunchCfg',
+           'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten', 'parse_overrides', 'apply_overrides',
+           'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval', 'range_problems', 'parse_layers', 'validate',
+           'Preset', 'register_preset', 'preset_chain', 'resolve', 'override', 'load_overrides_file', 'save_config',
+           'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -25,7 +26,7 @@ CONTROL_TENSOR_NAME_PATTERNS = ("attn_scale", "attn_scales", "mlp_scale", "mlp_s
                                 "q_gain", "skip_weight", "skip_weights",
                                 "smear", "bigram.scale", "ve_shared.scale", "ve_layer_scales", "skip_gates",
                                 "parallel_resid_lambdas", "parallel_post_lambdas", "attn_gate", "mlp_gate", "vr_lambda",
-                                "vr_gate")
+                                "vr_gate", "lane_merge")
 
 def is_control(name:str, # a parameter or state_dict name
                patterns=CONTROL_TENSOR_NAME_PATTERNS, # substrings that mark a control tensor
@@ -52,11 +53,12 @@ class ModelCfg:
     activation: str = "relu2"        # MLP activation: "relu2" or "leaky_relu2" (03-23 on)
     leaky_slope: float = 0.5         # negative slope of leaky_relu2
     xsa_last_n: int = 0              # XSA on the last N layers: 0 off, 3 (EffXSA), 4 (03-21..03-23), all 11 (03-25 on)
-    bigram_buckets: int = 0          # BigramHash buckets: 0 off, 4096 (03-20), 10240 (10L), 2048 (03-21/22), 2816 (03-29)
+    bigram_buckets: int = 0          # BigramHash buckets: 0 off, 4096 (03-19, 03-20), 10240 (10L), 2048 (03-21/22), 2816 (03-29)
+    bigram_form: str = "v1"          # "v1": XOR hash, reserved bucket, scale (03-20 on); "v0": (prev*92821+cur) mod B (03-19)
     bigram_dim: int = 128            # BigramHash table width (112 from 03-25)
-    bigram_scale_init: float = 0.05  # BigramHash learnable output scale
+    bigram_scale_init: float = 0.05  # BigramHash learnable output scale (v1 only: v0 has none)
     bigram_bos_reset: bool = False   # a BOS takes the reserved bucket instead of hashing across the document boundary
-    smear_gate: str = "off"          # SmearGate: "off", "v1" (03-19..03-31 per-dim gate) or "v2" (PR #1667 input gate)
+    smear_gate: str = "off"          # SmearGate: "off", "v0" (03-19, before the norm), "v1" (03-20..03-31, after it), "v2" (PR #1667)
     smear_bos_fix: bool = False      # PR #1851: nothing is smeared into a BOS token
     bos_id: int = 1                  # the tokenizer's BOS id (1 in the challenge's SentencePiece models)
     catalytic: bool = False          # PR #450 catalytic residuals: x + c*f(x), c per-dim, init 1
@@ -64,19 +66,22 @@ class ModelCfg:
     rope_train_seq_len: int = 0      # NTK-scale the RoPE base when T exceeds it (0 never; 1024 is the 03-20..03-31 quirk)
     ln_scale: bool = False           # 03-21 on: block i's norm outputs times 1/sqrt(i+1)
     init: str = "baseline"           # "baseline", "ortho" (the records: orthogonal, zero-init wins) or "ortho_mup"
-    ortho_proj_scale: bool = True    # ortho init: ".proj" layers times 1/sqrt(2L) (03-19..03-22); False: gain 1 (03-23 on)
+    ortho_proj_scale: bool = True    # ortho init: ".proj" layers times 1/sqrt(2L) (03-20..03-22); False: gain 1 (03-23 on)
     ve_layers: str = ""              # VE_LAYERS: value embeddings on these layers, e.g. "9,10" ("" off)
     ve_dim: int = 128                # value-embedding table width
-    vrl: str = "off"                 # value residual learning: "off", "lambda" (03-23 option) or "sigmoid" (PR #569)
+    vrl: str = "off"                 # value residual: "off", "lambda" (03-23), "sigmoid" (03-25, PR #569), "add" (04-09 A2)
     unet_skips: bool = True          # the baseline's U-Net skips (False: a plain stack)
     skip_gates: bool = False         # 03-31, 04-01 on: sigmoid lerp gates on the U-Net skips
     loop_start: int = 0              # depth recurrence: first looped layer
     loop_end: int = 0                # depth recurrence: last looped layer (inclusive)
-    loop_passes: int = 1             # passes over loop_start..loop_end: 1 off, 2 (03-31, 04-03), 3 (04-05, 04-09)
-    loop_enable_frac: float = 0.0    # looping starts at this fraction of the training budget (0.5 in 04-05, 0.35 in 04-09)
+    loop_passes: int = 1             # passes over loop_start..loop_end: 1 off, 2 (03-31, 04-03, 04-04), 3 (04-05..04-09)
+    loop_enable_frac: float = 0.0    # all passes from this fraction of the training budget (0.5 in 04-05/04-08, 0.35 in 04-09)
+    loop_enable_step: int = 0        # ... or from this step (0: not by step); RECUR_START_STEP=3000 in 03-31, 04-03, 04-04
+    loop_phase_fracs: str = ""       # ... or one more pass at each fraction, e.g. "0.5,0.65" (04-06 progressive; "" off)
     loop_skip_weights: str = "virtual"  # U-Net skip weights sized for the looped sequence (04-05/04-09) or "physical" (04-03)
-    parallel_residual: str = "off"   # "off", "two_lane" (03-31) or "gptj" (04-09)
-    parallel_start: int = 7          # first (physical) layer with parallel residuals
+    parallel_residual: str = "off"   # "off", "two_lane" (03-31), "lanes" (04-04, 04-08) or "gptj" (04-06, 04-09)
+    parallel_start: int = 7          # first (physical) layer with parallel residuals (7 in every record)
+    parallel_skip_lane: str = "lane0"  # "lanes" form: U-Net skips after the split go to lane 0 (04-08) or are "dropped" (04-04)
     attn_off_layers: int = 0         # the first N layers have no attention (1 in 03-31)
 
 @dataclass
@@ -112,6 +117,8 @@ class ScheduleCfg:
     warmup_steps: int = 20           # WARMUP_STEPS: compile-priming steps, rolled back (not an LR warmup)
     warmdown_iters: int = 1200       # WARMDOWN_ITERS, converted to wallclock via the mean step time
     max_wallclock_seconds: float = 600.0  # MAX_WALLCLOCK_SECONDS (0 = stop by iterations)
+    gptq_reserve_seconds: float = 0.0  # GPTQ_RESERVE_SECONDS: the records' training fractions are of the wallclock minus
+                                     # this (10 in 04-03/04-04, 12 in 04-05..04-09); today only the recurrence switch reads it
     val_loss_every: int = 1000       # VAL_LOSS_EVERY (0 = only at the end)
     train_log_every: int = 200       # TRAIN_LOG_EVERY
 
@@ -277,14 +284,134 @@ def from_dict(d:dict, # a nested dict as written by `Config.to_dict` (e.g. a run
         kw[s] = cls(**{k: coerce(f"{s}.{k}", v, types[k]) for k, v in sec.items()})
     return Config(**kw)
 
+# %% ../nbs/00_config.ipynb #r8a0c0d2
+import math, re, warnings
+
+class ConfigWarning(UserWarning):
+    "A config that is valid but probably not what a Parameter Golf run wants (e.g. a cap above the challenge's)."
+
+CHALLENGE_CAP_BYTES = 16_000_000  # the challenge's cap on code + compressed model, in decimal bytes (its README)
+
+# export.level per export.compressor: zlib.compress levels, lzma presets, zstd levels (the negative "fast" levels
+# left out), brotli qualities
+COMPRESSOR_LEVELS = {"zlib": "[0, 9]", "lzma": "[0, 9]", "zstd": "[1, 22]", "brotli": "[0, 11]"}
+
+def _level_range(cfg)->tuple[str, str]:
+    c = cfg.export.compressor
+    if c not in COMPRESSOR_LEVELS: raise ConfigError(f"export.compressor={c!r} has no level range in COMPRESSOR_LEVELS")
+    return COMPRESSOR_LEVELS[c], f" with export.compressor={c!r}"
+
+# dotted key -> (interval, what the bounds mean); the interval may be a function of the config (export.level)
+RANGES = {
+    "seed": ("[0, 4294967295]", "numpy's seed range, 0..2**32-1"),
+    # model
+    "model.vocab_size": ("[1, 65536]", "token ids are stored as uint16 in the shards"),
+    "model.num_layers": ("[1, inf)", ""),
+    "model.model_dim": ("[1, inf)", ""),
+    "model.num_heads": ("[1, inf)", ""),
+    "model.num_kv_heads": ("[1, inf)", ""),
+    "model.mlp_mult": ("[1, inf)", "hidden = mlp_mult * model_dim"),
+    "model.tied_embed_init_std": ("[0, inf)", "a standard deviation; 0 starts the embedding at zero"),
+    "model.logit_softcap": ("(0, inf)", "logits = cap * tanh(z / cap)"),
+    "model.rope_base": ("(1, inf)", "RoPE frequencies are base**(-2i/d); base 1 would rotate every pair alike"),
+    "model.qk_gain_init": ("(0, inf)", "the per-head query gain at init; 1.5 in the baseline, 4-5.25 later"),
+    "model.leaky_slope": ("[0, 1]", "leaky_relu's negative slope; 0 is relu2"),
+    "model.xsa_last_n": ("[0, inf)", "0 = off; at most model.num_layers"),
+    "model.bigram_buckets": ("[0, inf)", "0 = off, else at least 2"),
+    "model.bigram_dim": ("[1, inf)", ""),
+    "model.bigram_scale_init": ("[0, inf)", "the learnable output scale at init"),
+    "model.bos_id": ("[0, 65535]", "a token id, below model.vocab_size"),
+    "model.rope_dims": ("[0, inf)", "0 = all dims; else even, at most head_dim"),
+    "model.rope_train_seq_len": ("[0, inf)", "0 = never NTK-scale"),
+    "model.ve_dim": ("[1, inf)", ""),
+    "model.loop_start": ("[0, inf)", "a layer index"),
+    "model.loop_end": ("[0, inf)", "a layer index"),
+    "model.loop_passes": ("[1, inf)", "1 = no recurrence"),
+    "model.loop_enable_frac": ("[0, 1)", "a fraction of the training budget"),
+    "model.loop_enable_step": ("[0, inf)", "0 = not by step"),
+    "model.parallel_start": ("[0, inf)", "a layer index"),
+    "model.attn_off_layers": ("[0, inf)", "0 = attention everywhere"),
+    # optim
+    "optim.embed_lr": ("[0, inf)", "0 freezes the group"),
+    "optim.head_lr": ("[0, inf)", "0 freezes the group"),
+    "optim.tied_embed_lr": ("[0, inf)", "0 freezes the group"),
+    "optim.matrix_lr": ("[0, inf)", "0 freezes the group"),
+    "optim.scalar_lr": ("[0, inf)", "0 freezes the group"),
+    "optim.muon_momentum": ("[0, 1)", "a momentum"),
+    "optim.muon_momentum_warmup_start": ("[0, 1)", "a momentum"),
+    "optim.muon_momentum_warmup_steps": ("[0, inf)", "0 = the final momentum at once"),
+    "optim.muon_backend_steps": ("[0, inf)", "Newton-Schulz iterations; 0 leaves the normalised momentum"),
+    "optim.muon_wd": ("[0, inf)", "0 = off"),
+    "optim.beta1": ("[0, 1)", "an Adam beta"),
+    "optim.beta2": ("[0, 1)", "an Adam beta"),
+    "optim.adam_eps": ("(0, inf)", "added to Adam's denominator"),
+    "optim.adam_wd": ("[0, inf)", "0 = off"),
+    "optim.grad_clip_norm": ("[0, inf)", "0 = off"),
+    # schedule
+    "schedule.iterations": ("[1, inf)", "the loop stops when the step count reaches it: at least one step"),
+    "schedule.train_batch_tokens": ("[1, inf)", ""),
+    "schedule.train_seq_len": ("[1, inf)", ""),
+    "schedule.grad_accum_base": ("[1, inf)", ""),
+    "schedule.warmup_steps": ("[0, inf)", "0 = no compile priming"),
+    "schedule.warmdown_iters": ("[0, inf)", "0 = no warmdown"),
+    "schedule.max_wallclock_seconds": ("[0, inf)", "0 = stop by schedule.iterations"),
+    "schedule.gptq_reserve_seconds": ("[0, inf)", "0 = no reserve"),
+    "schedule.val_loss_every": ("[0, inf)", "0 = only at the end"),
+    "schedule.train_log_every": ("[0, inf)", "0 = never"),
+    # data
+    "data.train_shards": ("[1, inf)", "FineWeb training shards"),
+    "data.val_fraction": ("(0, 1)", "both splits must be non-empty"),
+    "data.max_docs": ("[0, inf)", "0 = all documents"),
+    # export
+    "export.level": (_level_range, "zlib 0-9, lzma 0-9, zstd 1-22, brotli 0-11"),
+    "export.size_cap_bytes": ("[1, inf)", f"the challenge's is {CHALLENGE_CAP_BYTES:,}"),
+    # eval
+    "eval.seq_len": ("[0, inf)", "0 = schedule.train_seq_len"),
+    "eval.batch_tokens": ("[1, inf)", ""),
+    "eval.stride": ("[1, inf)", "at most the eval window"),
+    # launch
+    "launch.nproc_per_node": ("[1, inf)", ""),
+    "launch.timeout_seconds": ("[0, inf)", "0 = derived from the schedule"),
+}
+
+_INTERVAL = re.compile(r"\s*([\[(])\s*([^,\s]+)\s*,\s*([^\])\s]+)\s*([\])])\s*")
+
+def parse_interval(spec:str, # e.g. "[0, 1)" or "(0, inf)"
+                  )->tuple[float, float, bool, bool]: # (lo, hi, lo is included, hi is included)
+    "Read an interval written as `[lo, hi]`, `(lo, hi)` or a mix; `inf` is unbounded."
+    m = _INTERVAL.fullmatch(spec)
+    if m is None: raise ValueError(f"bad interval {spec!r}; write e.g. '[0, 1)' or '(0, inf)'")
+    lo, hi = float(m[2]), float(m[3])
+    if not lo <= hi: raise ValueError(f"bad interval {spec!r}: its lower end is above its upper end")
+    return lo, hi, m[1] == "[", m[4] == "]"
+
+def in_interval(v, # a number
+                spec:str, # an interval, as `parse_interval` reads it
+               )->bool:
+    "Whether `v` lies in `spec` (a NaN lies in none)."
+    lo, hi, lo_in, hi_in = parse_interval(spec)
+    return (lo <= v if lo_in else lo < v) and (v <= hi if hi_in else v < hi)
+
+def range_problems(cfg:Config)->list[str]:
+    "One message for each value of `cfg` outside its interval in `RANGES`, naming the key, the value and the interval."
+    d, out = flatten(cfg.to_dict()), []
+    for key, (spec, note) in RANGES.items():
+        where = ""
+        if callable(spec): spec, where = spec(cfg)
+        if not in_interval(d[key], spec):
+            out.append(f"config key {key!r} is {d[key]!r}{where}; valid range {spec}" + (f" ({note})" if note else ""))
+    return out
+
 # %% ../nbs/00_config.ipynb #790d5c04
 _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("default", "polar_express"),
             "data.corpus": ("fineweb", "news", "sotu", "dir"), "export.quant": ("int8",),
             "export.compressor": ("zlib", "lzma", "zstd", "brotli"), "eval.mode": ("standard", "sliding"),
             "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off"),
-            "model.activation": ("relu2", "leaky_relu2"), "model.smear_gate": ("off", "v1", "v2"),
-            "model.init": ("baseline", "ortho", "ortho_mup"), "model.vrl": ("off", "lambda", "sigmoid"),
-            "model.parallel_residual": ("off", "two_lane", "gptj"), "model.loop_skip_weights": ("virtual", "physical")}
+            "model.activation": ("relu2", "leaky_relu2"), "model.smear_gate": ("off", "v0", "v1", "v2"),
+            "model.bigram_form": ("v0", "v1"),
+            "model.init": ("baseline", "ortho", "ortho_mup"), "model.vrl": ("off", "lambda", "sigmoid", "add"),
+            "model.parallel_residual": ("off", "two_lane", "lanes", "gptj"), "model.loop_skip_weights": ("virtual", "physical"),
+            "model.parallel_skip_lane": ("lane0", "dropped")}
 
 def parse_layers(key:str, # the config key, for the error message
                  spec:str, # comma-separated layer indices, e.g. "9,10" ("" = none)
@@ -305,10 +432,13 @@ def _validate_techniques(m:ModelCfg, need):
     need(0 <= m.xsa_last_n <= L, f"model.xsa_last_n={m.xsa_last_n} asks for XSA on more layers than exist "
          f"(model.num_layers={L}); use 0..{L} ({L} = all)")
     need(m.bigram_buckets == 0 or m.bigram_buckets >= 2,
-         f"model.bigram_buckets={m.bigram_buckets}: use 0 (off) or at least 2 (one bucket is reserved for position 0)")
+         f"model.bigram_buckets={m.bigram_buckets}: use 0 (off) or at least 2 (v1 reserves one bucket for position 0)")
+    need(m.bigram_form == "v1" or m.bigram_scale_init == ModelCfg.bigram_scale_init,
+         f"model.bigram_scale_init={m.bigram_scale_init} has no effect with model.bigram_form=v0 (the 03-19 form has no "
+         "scale); leave it at its default or use model.bigram_form=v1")
     need(m.bigram_dim > 0, f"model.bigram_dim must be positive, got {m.bigram_dim}")
     need(not m.bigram_bos_reset or m.bigram_buckets > 0, "model.bigram_bos_reset needs BigramHash: set model.bigram_buckets")
-    need(not m.smear_bos_fix or m.smear_gate != "off", "model.smear_bos_fix needs a SmearGate: set model.smear_gate to v1 or v2")
+    need(not m.smear_bos_fix or m.smear_gate != "off", "model.smear_bos_fix needs a SmearGate: set model.smear_gate to v0, v1 or v2")
     need(0 <= m.bos_id < m.vocab_size, f"model.bos_id={m.bos_id} is not a token id (model.vocab_size={m.vocab_size})")
     need(m.smear_gate != "v2" or m.model_dim >= 12, "model.smear_gate=v2 reads the first 12 embedding dims; model.model_dim must be >= 12")
     need(m.rope_dims == 0 or (m.rope_dims % 2 == 0 and 2 <= m.rope_dims <= hd),
@@ -330,42 +460,68 @@ def _validate_techniques(m:ModelCfg, need):
              f"model.num_layers={L}; got loop_start={m.loop_start}, loop_end={m.loop_end}")
     need(0 <= m.loop_enable_frac < 1, f"model.loop_enable_frac must be in [0, 1), got {m.loop_enable_frac}")
     need(m.loop_enable_frac == 0 or m.loop_passes > 1, "model.loop_enable_frac needs depth recurrence: set model.loop_passes > 1")
+    need(m.loop_enable_step >= 0, f"model.loop_enable_step must be >= 0 (0 = not by step), got {m.loop_enable_step}")
+    need(m.loop_enable_step == 0 or m.loop_passes > 1, "model.loop_enable_step needs depth recurrence: set model.loop_passes > 1")
+    try: phases = [float(t) for t in m.loop_phase_fracs.replace(" ", "").split(",") if t != ""]
+    except ValueError: raise ConfigError(f"config key 'model.loop_phase_fracs' is {m.loop_phase_fracs!r}; give comma-separated "
+                                         "training fractions, e.g. \"0.5,0.65\"") from None
+    need(not phases or m.loop_passes > 1, "model.loop_phase_fracs needs depth recurrence: set model.loop_passes > 1")
+    need(not phases or len(phases) == m.loop_passes - 1, f"model.loop_phase_fracs={m.loop_phase_fracs!r} adds one pass per "
+         f"entry, so model.loop_passes={m.loop_passes} needs {m.loop_passes - 1} entries (04-06: loop_passes=3, \"0.5,0.65\")")
+    need(all(0 <= f < 1 for f in phases) and all(a < b for a, b in zip(phases, phases[1:])),
+         f"model.loop_phase_fracs={m.loop_phase_fracs!r} must be increasing fractions in [0, 1)")
+    need((m.loop_enable_frac > 0) + (m.loop_enable_step > 0) + bool(phases) <= 1, "depth recurrence has one trigger: set only "
+         "one of model.loop_enable_frac, model.loop_enable_step and model.loop_phase_fracs")
     if m.parallel_residual != "off":
         need(0 <= m.parallel_start < L, f"model.parallel_start={m.parallel_start} must be a layer index in 0..{L-1}")
         need(m.parallel_start >= m.attn_off_layers, f"model.parallel_start={m.parallel_start} is a layer without attention "
              f"(model.attn_off_layers={m.attn_off_layers}); parallel residuals need both sub-layers")
-        need(m.parallel_residual != "two_lane" or m.loop_passes == 1 or m.parallel_start > m.loop_end,
-             f"two-lane parallel residuals cannot merge back into one stream: with depth recurrence the looped layers "
-             f"(model.loop_start={m.loop_start}..model.loop_end={m.loop_end}) must come before model.parallel_start="
-             f"{m.parallel_start} (as in 03-31: loop 4-5, parallel from 7)")
+        need(m.parallel_residual not in ("two_lane", "lanes") or m.loop_passes == 1 or m.parallel_start > m.loop_end,
+             f"{m.parallel_residual} parallel residuals cannot merge back into one stream: with depth recurrence the looped "
+             f"layers (model.loop_start={m.loop_start}..model.loop_end={m.loop_end}) must come before model.parallel_start="
+             f"{m.parallel_start} (as in 03-31, 04-04, 04-08: loop 4-5, parallel from 7)")
+        need(m.parallel_residual != "lanes" or m.parallel_start >= L // 2, f"model.parallel_start={m.parallel_start}: the "
+             f"lanes form splits in the decoder (04-04 and 04-08 test only decoder layers), which starts at layer {L // 2} of "
+             f"model.num_layers={L}; use {L // 2}..{L - 1}")
+    need(m.parallel_skip_lane == "lane0" or m.parallel_residual == "lanes",
+         f"model.parallel_skip_lane={m.parallel_skip_lane!r} only applies to model.parallel_residual=lanes")
 
 def validate(cfg:Config)->Config:
-    "Check choices and cross-field constraints; return `cfg` or raise `ConfigError`."
+    "Check choices, ranges (`RANGES`) and cross-field constraints; return `cfg` or raise `ConfigError`."
     d = flatten(cfg.to_dict())
     for k, ch in _CHOICES.items():
         if d[k] not in ch: raise ConfigError(f"config key {k!r} is {d[k]!r}; valid values: {', '.join(ch)}")
-    m, s = cfg.model, cfg.schedule
+    bad = range_problems(cfg)
+    if len(bad) == 1: raise ConfigError(bad[0])
+    if bad: raise ConfigError(f"{len(bad)} config values are out of range:\n  - " + "\n  - ".join(bad))
+    m, s, e = cfg.model, cfg.schedule, cfg.eval
     def need(ok, msg):
         if not ok: raise ConfigError(msg)
-    for k in ("vocab_size", "num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult"):
-        need(getattr(m, k) > 0, f"model.{k} must be positive, got {getattr(m, k)}")
     need(m.model_dim % m.num_heads == 0, f"model.model_dim={m.model_dim} must be divisible by model.num_heads={m.num_heads}")
     need(m.num_heads % m.num_kv_heads == 0, f"model.num_heads={m.num_heads} must be divisible by model.num_kv_heads={m.num_kv_heads}")
     need((m.model_dim // m.num_heads) % 2 == 0, f"head_dim = model.model_dim/model.num_heads = {m.model_dim // m.num_heads} must be even for RoPE")
-    need(m.logit_softcap > 0, f"model.logit_softcap must be positive, got {m.logit_softcap}")
-    need(m.vocab_size <= 65536, f"model.vocab_size={m.vocab_size} does not fit the uint16 shard format (max 65536)")
     _validate_techniques(m, need)
-    need(s.train_seq_len > 0 and s.train_batch_tokens > 0, "schedule.train_seq_len and schedule.train_batch_tokens must be positive")
-    need(s.grad_accum_base > 0, f"schedule.grad_accum_base must be positive, got {s.grad_accum_base}")
     need(s.train_batch_tokens % (s.grad_accum_base * s.train_seq_len) == 0,
          f"schedule.train_batch_tokens={s.train_batch_tokens} must split into schedule.grad_accum_base={s.grad_accum_base} "
          f"micro-batches of whole sequences of schedule.train_seq_len={s.train_seq_len}")
-    need(cfg.launch.nproc_per_node > 0, "launch.nproc_per_node must be positive")
     need(s.grad_accum_base % cfg.launch.nproc_per_node == 0,
          f"launch.nproc_per_node={cfg.launch.nproc_per_node} must divide schedule.grad_accum_base={s.grad_accum_base} "
          "so that the global batch stays the same")
-    need(0 < cfg.data.val_fraction < 1, f"data.val_fraction must be in (0, 1), got {cfg.data.val_fraction}")
-    need(cfg.eval.stride > 0, "eval.stride must be positive")
+    eval_seq = e.seq_len or s.train_seq_len  # the eval window, as the trainer picks it
+    if e.mode == "sliding":
+        need(e.stride <= eval_seq, f"eval.stride={e.stride} is longer than the eval window of {eval_seq} tokens (eval.seq_len, "
+             f"or schedule.train_seq_len when that is 0); use 1..{eval_seq}")
+    else:  # each process evaluates eval.batch_tokens // grad_accum_base tokens at a time: at least one window
+        need(e.batch_tokens // s.grad_accum_base >= eval_seq,
+             f"eval.batch_tokens={e.batch_tokens} gives each process {e.batch_tokens // s.grad_accum_base} tokens per eval batch "
+             f"(eval.batch_tokens // schedule.grad_accum_base), fewer than one eval window of {eval_seq}; set eval.batch_tokens "
+             f">= {eval_seq * s.grad_accum_base}")
+    w, t = s.max_wallclock_seconds, cfg.launch.timeout_seconds
+    need(t == 0 or w == 0 or t > w, f"launch.timeout_seconds={t} would kill the run before schedule.max_wallclock_seconds={w} "
+         f"ends its training; set it above {w}, or to 0 (derived from the schedule)")
+    if cfg.export.size_cap_bytes > CHALLENGE_CAP_BYTES:
+        warnings.warn(f"export.size_cap_bytes={cfg.export.size_cap_bytes:,} is above the challenge's cap of "
+                      f"{CHALLENGE_CAP_BYTES:,} bytes: an artifact that fits it may not fit the challenge", ConfigWarning, stacklevel=2)
     return cfg
 
 # %% ../nbs/00_config.ipynb #32eaabef
@@ -414,6 +570,10 @@ register_preset("tiny", "baseline", {
 # weight averaging and quantisation settings are not in these presets: a run of one trains the record's *model*
 # with the baseline's recipe. Sources: the record folders' logs and code (../shared/reference/techniques.md §14).
 _ARCH = "architecture of record {} (model only; the record's optimizer, averaging and quantisation are not included)"
+register_preset("r0319_smeargate", "baseline", {
+    "model.mlp_mult": 3, "model.bigram_buckets": 4096, "model.bigram_form": "v0", "model.smear_gate": "v0",
+    "model.init": "ortho"}, _ARCH.format("2026-03-19_smeargate_orthoinit_muonwd (1.1556): the first SmearGate and "
+                                         "BigramHash forms (v0)"))
 register_preset("r0320_int6", "baseline", {
     "model.mlp_mult": 3, "model.bigram_buckets": 4096, "model.smear_gate": "v1", "model.init": "ortho",
     "schedule.train_seq_len": 2048}, _ARCH.format("2026-03-20_Int6_MLP3x_SmearGate_BigramHash (1.1458)"))
@@ -436,17 +596,33 @@ register_preset("r0401", "baseline", {
     "model.ln_scale": True, "model.ve_layers": "9,10", "model.skip_gates": True, "model.init": "ortho",
     "model.ortho_proj_scale": False, "schedule.train_seq_len": 2048, "data.variant": "sp4096"}, _ARCH.format("2026-04-01_Vocab4096_MLPMult4_WD085"))
 register_preset("r0403", "r0401", {
-    "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_frac": 0.5,
+    "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_step": 3000,
     "model.loop_skip_weights": "physical"},
-    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); the record loops from step 3000 of ~5,530, "
-                 "about half its wallclock once looped steps are slower"))
+    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); it loops from step 3000 (RECUR_START_STEP)"))
+register_preset("r0404", "r0403", {
+    "model.qk_gain_init": 5.0, "model.parallel_residual": "lanes", "model.parallel_start": 7,
+    "model.parallel_skip_lane": "dropped"},
+    _ARCH.format("2026-04-04_SP4096_DepthRecurrence_ParallelResid_MuonEqR (1.0897)"))
 register_preset("r0405", "r0401", {
     "model.vocab_size": 8192, "model.ve_layers": "", "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 3,
     "model.loop_enable_frac": 0.5, "data.variant": "sp8192"}, _ARCH.format("2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2 (1.0856)"))
+register_preset("r0406", "r0405", {
+    "model.loop_enable_frac": 0.0, "model.loop_phase_fracs": "0.5,0.65", "model.parallel_residual": "gptj",
+    "model.parallel_start": 7},
+    _ARCH.format("2026-04-06_SP8192_HessianSDClip_ProgressiveRecurrence (1.08354, not a record)"))
+register_preset("r0408", "r0405", {
+    "model.parallel_residual": "lanes", "model.parallel_start": 7, "model.parallel_skip_lane": "lane0"},
+    _ARCH.format("2026-04-08_SP8192_ParallelResid_ScoreFirstTTT (1.0822)"))
 register_preset("r0409", "r0405", {
     "model.loop_start": 3, "model.qk_gain_init": 5.25, "model.loop_enable_frac": 0.35,
     "model.parallel_residual": "gptj", "model.parallel_start": 7},
     _ARCH.format("2026-04-09_SP8192_3LayerRecur_ParResid_QK525_LegalTTT (1.0810)"))
+register_preset("r0409_a2", "r0409", {
+    "model.qk_gain_init": 5.0, "model.loop_enable_frac": 0.5,
+    "optim.muon_momentum": 0.97, "optim.muon_momentum_warmup_start": 0.92, "optim.muon_momentum_warmup_steps": 1500},
+    "architecture of record 2026-04-09_A2_Muon097_3Seed (1.07983) plus its Muon momentum ramp 0.92 -> 0.97 over 1500 "
+    "steps (its README credits 0.97 vs 0.99 with about -0.0005 bpb); the rest of its optimizer, averaging and "
+    "quantisation are not included, and its VALUE_RESIDUAL option (model.vrl=add) is off in all three of its logs")
 
 def resolve(preset:str="baseline", # a registered preset name
             overrides:dict|list|None=None, # dotted keys to values, or "key=value" strings

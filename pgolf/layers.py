@@ -36,8 +36,9 @@ class Rotary(nn.Module):
         self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim)), persistent=False)
         self._key, self._cos, self._sin = None, None, None
     def freqs(self, seq_len:int, device)->Tensor:
-        "Angles [T, dim/2]: position times inverse frequency (partial RoPE overrides this)."
-        return torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), self.inv_freq.to(device))
+        "Angles [T, dim/2]: position times inverse frequency, in the buffer's dtype, as the records (partial RoPE overrides this)."
+        t = torch.arange(seq_len, device=device, dtype=self.inv_freq.dtype)
+        return torch.outer(t, self.inv_freq.to(device))
     def forward(self, seq_len:int, device, dtype)->tuple[Tensor, Tensor]:
         stale = self._key != (seq_len, device)
         # tables built under inference_mode (an eval before the first train step) cannot be saved for backward;

@@ -13,16 +13,19 @@ from ..config import ModelCfg
 from ..layers import CastedLinear
 
 # %% auto #0
-__all__ = ['HASH_MUL_CUR', 'HASH_MUL_PREV', 'bigram_index', 'BigramHash']
+__all__ = ['HASH_MUL_CUR', 'HASH_MUL_PREV', 'HASH_V0_MUL_PREV', 'BIGRAM_V0_TABLE_STD', 'bigram_index', 'bigram_index_v0',
+           'BigramHash']
 
 # %% ../../nbs/techniques/bigram_hash.ipynb #02afa98c
-HASH_MUL_CUR, HASH_MUL_PREV = 36313, 27191  # the multipliers in the records' bigram hash (03-20 on)
+HASH_MUL_CUR, HASH_MUL_PREV = 36313, 27191  # v1: the multipliers in the records' XOR bigram hash (03-20 on)
+HASH_V0_MUL_PREV = 92821                    # v0: (prev * 92821 + cur) mod B (03-19, train_gpt_v5.py:820)
+BIGRAM_V0_TABLE_STD = 0.01                  # v0: the table starts N(0, 0.01) (train_gpt_v5.py:815)
 
 def bigram_index(ids:Tensor, # token ids, [..., T]
                  buckets:int, # B: bucket B-1 is reserved for "no previous token"
                  bos_id:int|None=None, # if given, a BOS position also takes the reserved bucket
                 )->Tensor:
-    "The records' XOR bigram hash: an int64 bucket per position."
+    "The records' XOR bigram hash (v1): an int64 bucket per position."
     t = ids.to(torch.int32)
     out = torch.empty_like(t)
     out[..., 0] = buckets - 1
@@ -30,19 +33,39 @@ def bigram_index(ids:Tensor, # token ids, [..., T]
     if bos_id is not None: out = torch.where(t == bos_id, buckets - 1, out)
     return out.long()
 
+def bigram_index_v0(ids:Tensor, # token ids, [..., T]
+                    buckets:int, # B: every bucket is a hash target, none is reserved
+                    bos_id:int|None=None, # if given, a BOS position hashes as position 0 does (previous token 0)
+                   )->Tensor:
+    "The 03-19 bigram hash (v0): `(prev·92821 + cur) mod B` on int64, with token 0 as position 0's previous token."
+    t = ids.long()
+    prev = torch.cat((torch.zeros_like(t[..., :1]), t[..., :-1]), dim=-1)
+    if bos_id is not None: prev = torch.where(t == bos_id, torch.zeros_like(prev), prev)
+    return (prev * HASH_V0_MUL_PREV + t) % buckets
+
 # %% ../../nbs/techniques/bigram_hash.ipynb #3153cad8
 class BigramHash(nn.Module):
-    "`scale · proj(E[bigram_index(ids)])`: a zero-initialised hashed bigram embedding, projected to the model width."
+    "A hashed bigram embedding projected to the model width: v1 `scale · proj(E[xor_index])`, v0 `proj(E[mul_index])`."
     def __init__(self, cfg:ModelCfg):
         super().__init__()
-        self.buckets = cfg.bigram_buckets
+        self.form, self.buckets = cfg.bigram_form, cfg.bigram_buckets
         self.bos_id = cfg.bos_id if cfg.bigram_bos_reset else None
         self.embed = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
-        nn.init.zeros_(self.embed.weight)
-        self.proj = CastedLinear(cfg.bigram_dim, cfg.model_dim) if cfg.bigram_dim != cfg.model_dim else None  # see `ortho_init`
-        self.scale = nn.Parameter(torch.tensor(cfg.bigram_scale_init, dtype=torch.float32))
+        if self.form == "v0":  # 03-19: random table, zero projection (always present), no scale
+            nn.init.normal_(self.embed.weight, std=BIGRAM_V0_TABLE_STD)
+            self.proj = CastedLinear(cfg.bigram_dim, cfg.model_dim, zero_init=True)
+            nn.init.zeros_(self.proj.weight)
+            self.scale = None
+        else:                  # 03-20 on: zero table, projection (see `ortho_init`), learnable scale
+            nn.init.zeros_(self.embed.weight)
+            self.proj = CastedLinear(cfg.bigram_dim, cfg.model_dim) if cfg.bigram_dim != cfg.model_dim else None
+            self.scale = nn.Parameter(torch.tensor(cfg.bigram_scale_init, dtype=torch.float32))
+
+    def index(self, ids:Tensor)->Tensor:
+        "The bucket of every position, by this module's hash."
+        return (bigram_index_v0 if self.form == "v0" else bigram_index)(ids, self.buckets, self.bos_id)
 
     def forward(self, ids:Tensor)->Tensor:
-        h = self.embed(bigram_index(ids, self.buckets, self.bos_id))
+        h = self.embed(self.index(ids))
         if self.proj is not None: h = self.proj(h)
-        return self.scale.to(h.dtype) * h
+        return h if self.scale is None else self.scale.to(h.dtype) * h

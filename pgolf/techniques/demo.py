@@ -12,7 +12,7 @@ from ..model import GPT
 from ..train import build_optimizers
 
 # %% auto #0
-__all__ = ['DEMO_MODEL', 'markov_tokens', 'demo_train']
+__all__ = ['DEMO_MODEL', 'markov_tokens', 'demo_train', 'demo_compare']
 
 # %% ../../nbs/techniques/demo.ipynb #01848d10
 def markov_tokens(n:int, # tokens to draw
@@ -44,6 +44,13 @@ def demo_train(overrides:dict|None=None, # technique settings, dotted keys
                model_hook=None, # optional callable(model) run once before training
               )->dict:
     "Train a tiny model on the Markov stream; the held-out loss before (`first`) and after (`last`) training."
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small is fastest on one thread, and robust to a busy machine
+    try: return _demo_train(overrides, steps, batch, seq_len, seed, model_hook)
+    finally: torch.set_num_threads(threads)
+
+def _demo_train(overrides, steps, batch, seq_len, seed, model_hook)->dict:
+    "`demo_train`'s body, run with one thread."
     cfg = resolve("tiny", {**DEMO_MODEL, **(overrides or {})}, seed=seed)
     torch.manual_seed(seed)
     model = GPT(cfg.model)
@@ -63,3 +70,28 @@ def demo_train(overrides:dict|None=None, # technique settings, dotted keys
         for o in opts: o.zero_grad(set_to_none=True)
         losses.append(loss.item())
     return dict(first=first, last=held_loss(), train=losses, params=sum(p.numel() for p in model.parameters()), model=model)
+
+# %% ../../nbs/techniques/demo.ipynb #d2e3f4a5
+_BASELINE_RUNS: dict = {}  # (steps, batch, seq_len, seed) -> the baseline's `demo_train` result, per process
+
+def demo_compare(overrides:dict, # the technique's settings, dotted keys
+                 label:str, # the technique's row name in the printed table
+                 steps:int=40, # optimizer steps (both runs)
+                 batch:int=8, # sequences per step (both runs)
+                 seq_len:int=64, # tokens per sequence (both runs)
+                 seed:int=0, # model and data seed (both runs)
+                 model_hook=None, # optional callable(model), applied to the technique's model only
+                 show:bool=True, # print the table
+                )->dict: # {"baseline": ..., "technique": ...}, each a `demo_train` result
+    "Train the demo model with `overrides` and the plain baseline on the same seed, steps and data; print both."
+    key = (steps, batch, seq_len, seed)
+    if key not in _BASELINE_RUNS: _BASELINE_RUNS[key] = demo_train({}, steps, batch, seq_len, seed)
+    base = _BASELINE_RUNS[key]
+    tech = demo_train(overrides, steps, batch, seq_len, seed, model_hook)
+    if show:
+        head = f"demo ({steps} steps, {batch} x {seq_len} tokens, seed {seed})"
+        w = max(len(head), len(label) + 2)
+        print(f"{head:<{w}}   held-out loss (nats)   params")
+        for name, r in (("baseline", base), (label, tech)):
+            print(f"{'  ' + name:<{w}}   {r['first']:.3f} -> {r['last']:.3f}         {r['params']:,}")
+    return dict(baseline=base, technique=tech)

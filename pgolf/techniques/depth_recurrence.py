@@ -1,4 +1,4 @@
-"""Run a segment of the stack more than once: more depth for the same bytes, switched on partway through training.
+"""Run a segment of the stack more than once: more depth for the same bytes, switched on partway through training, all at once or one pass at a time.
 
 Docs: https://pgolf.github.io/pgolf/techniques/depth_recurrence.html.md"""
 
@@ -6,11 +6,12 @@ Docs: https://pgolf.github.io/pgolf/techniques/depth_recurrence.html.md"""
 
 # %% ../../nbs/techniques/depth_recurrence.ipynb #eb0defaf
 from __future__ import annotations
-from ..config import ModelCfg
+from ..config import Config, ModelCfg
 from .unet_skips import unet_split
 
 # %% auto #0
-__all__ = ['layer_order', 'skip_weight_count', 'skip_slot']
+__all__ = ['layer_order', 'skip_weight_count', 'skip_slot', 'phase_fracs', 'delayed_recurrence', 'recurrence_phases', 'loop_frac',
+           'active_passes']
 
 # %% ../../nbs/techniques/depth_recurrence.ipynb #50ec4410
 def layer_order(num_layers:int, # physical blocks
@@ -24,9 +25,9 @@ def layer_order(num_layers:int, # physical blocks
     return list(range(loop_start)) + seg * passes + list(range(loop_end + 1, num_layers))
 
 def skip_weight_count(cfg:ModelCfg, # the model config
-                      loop_order:list[int], # the looped virtual order
+                      loop_order:list[int], # the virtual order with every pass
                      )->int:
-    "How many U-Net skip weights the model owns: for the looped sequence, or for the plain stack (04-03)."
+    "How many U-Net skip weights the model owns: for the longest looped sequence, or for the plain stack (04-03)."
     n = len(loop_order) if cfg.loop_skip_weights == "virtual" else cfg.num_layers
     return unet_split(n)[2]
 
@@ -35,3 +36,40 @@ def skip_slot(i:int, # the decoder's i-th skip
              )->int:
     "The skip weight that serves skip i: itself, or the last one when there are fewer weights than skips (04-03)."
     return min(i, n_weights - 1)
+
+# %% ../../nbs/techniques/depth_recurrence.ipynb #737a299f
+def phase_fracs(cfg:ModelCfg)->list[float]:
+    "The training fractions of `model.loop_phase_fracs` (04-06's progressive schedule), one per extra pass."
+    return [float(t) for t in cfg.loop_phase_fracs.replace(" ", "").split(",") if t != ""]
+
+def delayed_recurrence(cfg:ModelCfg)->bool:
+    "True if the run starts with one pass and switches recurrence on later (by fraction, step or phases)."
+    return cfg.loop_passes > 1 and (cfg.loop_enable_frac > 0 or cfg.loop_enable_step > 0 or bool(phase_fracs(cfg)))
+
+def recurrence_phases(cfg:ModelCfg)->list[int]:
+    "The pass counts a delayed run switches to, in order: every pass at once, or one more per phase (04-06)."
+    return list(range(2, cfg.loop_passes + 1)) if phase_fracs(cfg) else [cfg.loop_passes]
+
+def loop_frac(cfg:Config, # the run's config (model and schedule)
+              step:int, # optimizer steps done
+              elapsed_ms:float, # training time so far (ms)
+             )->float:
+    "The records' training fraction: time over (wallclock − GPTQ reserve), or step over iterations without a cap."
+    s = cfg.schedule
+    if s.max_wallclock_seconds <= 0: return step / max(s.iterations, 1)
+    return elapsed_ms / max(1000.0 * (s.max_wallclock_seconds - s.gptq_reserve_seconds), 1e-9)
+
+def active_passes(cfg:Config, # the run's config
+                  step:int, # optimizer steps done (the step about to run)
+                  elapsed_ms:float, # training time so far (ms)
+                  current:int=1, # passes running now
+                 )->int:
+    "Passes over the looped segment for the next step: never fewer than `current`, at most one more per step when progressive."
+    m = cfg.model
+    if m.loop_passes <= 1: return 1
+    if m.loop_enable_step > 0: target = m.loop_passes if step >= m.loop_enable_step else 1
+    elif fr := phase_fracs(m):
+        f = loop_frac(cfg, step, elapsed_ms)
+        target = min(1 + sum(f >= x for x in fr), current + 1)
+    else: target = m.loop_passes if loop_frac(cfg, step, elapsed_ms) >= m.loop_enable_frac else 1
+    return max(target, current)

@@ -6,8 +6,8 @@ Docs: https://pgolf.github.io/pgolf/techniques/muon.html.md"""
 
 # %% auto #0
 __all__ = ['NS5_COEFFS', 'POLAR_EXPRESS_COEFFS', 'NS_COEFF_SCHEDULES', 'NS_EPS', 'ROW_NORM_EPS', 'MUON_MOMENTUM_WARMUP',
-           'ns_coeff_schedule', 'zeropower_via_newtonschulz5', 'normalize_rows', 'muon_update', 'muon_momentum_at',
-           'Muon']
+           'ns_coeff_schedule', 'ns_step_coeffs', 'zeropower_via_newtonschulz5', 'normalize_rows', 'muon_update',
+           'muon_momentum_at', 'Muon']
 
 # %% ../../nbs/techniques/muon.ipynb #72758fe3
 import os
@@ -22,11 +22,11 @@ from torch import Tensor
 
 # %% ../../nbs/techniques/muon.ipynb #98b2ee18
 # Classic quintic Newton–Schulz coefficients (a, b, c) from modded-nanogpt, unchanged in the challenge's baseline
-# `train_gpt.py` and every record up to 04-09 (techniques.md §3).
+# `train_gpt.py` and in every record's runs up to 04-22 (04-06 and 04-09 A2 have unused Polar Express options).
 NS5_COEFFS = (3.4445, -4.7750, 2.0315)
 
-# Polar Express per-step coefficients, one (a, b, c) per step for 5 steps: the 04-23 record, from PR #1344
-# (Amsel et al. 2025, arXiv 2505.16932); techniques.md §3.
+# Polar Express per-step coefficients, one (a, b, c) per step for 5 steps: the 04-23 record's `_PE_COEFFS`
+# (train_gpt.py:1710-1716), from PR #1344 (Amsel et al. 2025, arXiv 2505.16932).
 POLAR_EXPRESS_COEFFS = (
     (8.156554524902461, -22.48329292557795, 15.878769915207462),
     (4.042929935166739, -2.808917465908714, 0.5000178451051316),
@@ -47,7 +47,7 @@ ROW_NORM_EPS = 1e-7
 # %% ../../nbs/techniques/muon.ipynb #9111b227
 def ns_coeff_schedule(coeffs="default", # a name in `NS_COEFF_SCHEDULES`, one (a, b, c) triple, or a sequence of triples
                      )->tuple: # the schedule: a tuple of (a, b, c) float triples
-    "Resolve `coeffs` to a tuple of per-step (a, b, c) triples; the last triple repeats for extra steps."
+    "Resolve `coeffs` to a tuple of (a, b, c) triples: a single triple (used at every step) or one per step."
     if isinstance(coeffs, str):
         if coeffs not in NS_COEFF_SCHEDULES:
             raise ValueError(f"unknown Newton-Schulz coeffs {coeffs!r}; valid names: {sorted(NS_COEFF_SCHEDULES)}")
@@ -59,6 +59,19 @@ def ns_coeff_schedule(coeffs="default", # a name in `NS_COEFF_SCHEDULES`, one (a
         raise ValueError(f"coeffs must be a name, an (a, b, c) triple or a sequence of triples, got {coeffs!r}")
     return sched
 
+def ns_step_coeffs(coeffs="default", # anything `ns_coeff_schedule` accepts
+                   steps:int=5, # Newton–Schulz iterations
+                  )->tuple: # `steps` (a, b, c) triples, one per step
+    "The (a, b, c) of each step: a single triple repeats; a per-step schedule gives its first `steps` triples, or refuses."
+    sched = ns_coeff_schedule(coeffs)
+    if len(sched) == 1: return sched * steps
+    if steps > len(sched):
+        name = repr(coeffs) if isinstance(coeffs, str) else "given"
+        raise ValueError(f"Newton-Schulz: {steps} steps asked, but the {name} coefficient schedule has only {len(sched)} "
+                         f"per-step triples; use at most {len(sched)} steps (optim.muon_backend_steps / backend_steps) or "
+                         f"give one triple per step (the 04-23 record would silently run only {len(sched)} steps here)")
+    return sched[:steps]
+
 # %% ../../nbs/techniques/muon.ipynb #44eb4cab
 def zeropower_via_newtonschulz5(G:Tensor, # the update to orthogonalise, shape (..., rows, cols)
                                 steps:int=5, # Newton–Schulz iterations
@@ -68,13 +81,12 @@ def zeropower_via_newtonschulz5(G:Tensor, # the update to orthogonalise, shape (
                                )->Tensor: # ≈ the orthogonal factor of `G`, in `dtype`, same shape as `G`
     "Push every singular value of `G` towards 1, keeping its singular vectors, with a quintic Newton–Schulz iteration."
     if G.ndim < 2: raise ValueError(f"Newton-Schulz needs a matrix, got shape {tuple(G.shape)}")
-    sched = ns_coeff_schedule(coeffs)
+    sched = ns_step_coeffs(coeffs, steps)  # raises if a per-step schedule is shorter than `steps`
     X = G.to(dtype)
     X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)  # all singular values now <= 1
     tall = G.size(-2) > G.size(-1)
     if tall: X = X.mT  # iterate on the wide orientation: A = X Xᵀ is the smaller Gram matrix
-    for k in range(steps):
-        a, b, c = sched[min(k, len(sched) - 1)]
+    for a, b, c in sched:
         A = X @ X.mT
         X = a * X + (b * A + c * (A @ A)) @ X
     return X.mT if tall else X
@@ -138,7 +150,7 @@ class Muon(torch.optim.Optimizer):
         if not 0.0 <= momentum < 1.0: raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         if backend_steps < 0: raise ValueError(f"backend_steps must be >= 0, got {backend_steps}")
         if weight_decay < 0: raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-        ns_coeff_schedule(coeffs)  # fail early on a bad name
+        ns_step_coeffs(coeffs, backend_steps)  # fail early on a bad name or too many steps for the schedule
         defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov,
                         weight_decay=weight_decay, row_normalize=row_normalize, coeffs=coeffs,
                         ns_dtype=ns_dtype, comm_dtype=comm_dtype)
@@ -150,7 +162,7 @@ class Muon(torch.optim.Optimizer):
         for p in self.param_groups[-1]["params"]:
             if p.ndim != 2:
                 raise ValueError(f"Muon takes 2-D matrices only, got shape {tuple(p.shape)}; give it to Adam")
-        ns_coeff_schedule(self.param_groups[-1]["coeffs"])
+        ns_step_coeffs(self.param_groups[-1]["coeffs"], self.param_groups[-1]["backend_steps"])
 
     @torch.no_grad()
     def step(self, closure=None):

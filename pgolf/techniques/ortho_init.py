@@ -20,7 +20,7 @@ ORTHO_MIN_DIM = 64  # the records orthogonalise only Linear layers with both dim
 def ortho_init_(model:nn.Module, # the GPT (modified in place)
                 num_layers:int, # L, for the 1/sqrt(2L) factor
                 mup:bool=False, # True: output projections get orthogonal x 1/sqrt(2L) instead of zero
-                proj_scale:bool=True, # `.proj` layers times 1/sqrt(2L) (03-19..03-22); False: gain 1 (03-23 on)
+                proj_scale:bool=True, # `.proj` layers times 1/sqrt(2L) (03-20..03-22); False: gain 1 (03-23 on)
                )->nn.Module:
     "The records' init loop: zero-init layers first (unless `mup`), then orthogonal, `.proj` names times 1/√(2L)."
     for name, m in model.named_modules():

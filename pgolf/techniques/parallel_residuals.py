@@ -1,4 +1,4 @@
-"""Let attention and MLP read the same input: two learned lanes (03-31) or the GPT-J form (04-09).
+"""Stop the MLP from reading attention's output in late blocks: two mixing lanes (03-31), two separate lanes with a learned merge (04-04, 04-08), or the GPT-J form (04-06, 04-09).
 
 Docs: https://pgolf.github.io/pgolf/techniques/parallel_residuals.html.md"""
 
@@ -12,15 +12,19 @@ import torch.nn as nn
 from torch import Tensor
 from ..config import ModelCfg
 from .catalytic_residuals import residual_gain
+from .unet_skips import merge_skip
 
 # %% auto #0
-__all__ = ['LANE_RESID_INIT', 'parallel_mode', 'lane_lambdas', 'enter_lanes', 'leave_lanes', 'gptj_step', 'two_lane_step']
+__all__ = ['LANE_RESID_INIT', 'LANE_MERGE_INIT', 'LANE_FORMS', 'parallel_mode', 'lane_lambdas', 'lane_merge', 'skip_lane',
+           'enter_lanes', 'merge_skip_lanes', 'leave_lanes', 'gptj_step', 'two_lane_step', 'lanes_step']
 
 # %% ../../nbs/techniques/parallel_residuals.ipynb #d0f6d07e
-LANE_RESID_INIT = math.sqrt(1.1)  # 03-31: parallel_resid_lambdas init
+LANE_RESID_INIT = math.sqrt(1.1)  # 03-31: parallel_resid_lambdas init (train_gpt.py:367)
+LANE_MERGE_INIT = 0.5             # 04-04, 04-08: lane_merge = nn.Parameter(torch.tensor(0.5)) (decoded:651, decoded:134)
+LANE_FORMS = ("two_lane", "lanes")  # the forms whose stream splits into two lanes
 
 def parallel_mode(cfg:ModelCfg, layer_idx:int)->str:
-    "The block's residual form: 'off' (sequential), 'two_lane' or 'gptj'."
+    "The block's residual form: 'off' (sequential), 'two_lane', 'lanes' or 'gptj'."
     return cfg.parallel_residual if cfg.parallel_residual != "off" and layer_idx >= cfg.parallel_start else "off"
 
 def lane_lambdas()->tuple[nn.Parameter, nn.Parameter]:
@@ -28,14 +32,36 @@ def lane_lambdas()->tuple[nn.Parameter, nn.Parameter]:
     return (nn.Parameter(torch.full((2,), LANE_RESID_INIT, dtype=torch.float32)),
             nn.Parameter(torch.ones(2, 2, dtype=torch.float32)))
 
+def lane_merge(cfg:ModelCfg)->nn.Parameter|None:
+    "The separate lanes' one merge scalar λ (0-d, init 0.5), or None for every other form."
+    return nn.Parameter(torch.tensor(LANE_MERGE_INIT, dtype=torch.float32)) if cfg.parallel_residual == "lanes" else None
+
+def skip_lane(cfg:ModelCfg)->str:
+    "Where a U-Net skip goes once the stream has split: 'both' lanes (03-31), 'lane0' (04-08) or 'dropped' (04-04)."
+    return "both" if cfg.parallel_residual == "two_lane" else cfg.parallel_skip_lane
+
 def enter_lanes(x:Tensor)->Tensor:
     "Split the stream into two identical lanes, stacked: (2, B, T, d)."
     return torch.stack((x, x))
 
-def leave_lanes(lanes:Tensor)->Tensor:
-    "The final hidden state: the lanes' average."
-    return 0.5 * (lanes[0] + lanes[1])
+def merge_skip_lanes(x:Tensor, # the stream (B, T, d), or the lanes (2, B, T, d)
+                     skip:Tensor, weight:Tensor, gate:Tensor|None, # as in `merge_skip`
+                     lane:str="both", # where a skip goes after the split (`skip_lane`)
+                    )->Tensor:
+    "A U-Net skip into the stream, or, once it has split, into both lanes, lane 0 only, or nowhere."
+    if x.dim() == 3 or lane == "both": return merge_skip(x, skip, weight, gate)
+    if lane == "dropped": return x
+    return torch.stack((merge_skip(x[0], skip, weight, gate), x[1]))
 
+def leave_lanes(lanes:Tensor, # (2, B, T, d)
+                merge:Tensor|None=None, # the lanes form's λ; None: the two-lane average
+               )->Tensor:
+    "The final hidden state: λ·lane0 + (1 − λ)·lane1 (04-04, 04-08), or the lanes' average (03-31)."
+    if merge is None: return 0.5 * (lanes[0] + lanes[1])
+    m = merge.to(lanes.dtype)
+    return m * lanes[0] + (1 - m) * lanes[1]
+
+# %% ../../nbs/techniques/parallel_residuals.ipynb #3c41d2aa
 def gptj_step(block, # a Block (its attn, mlp, scales, gates, norm)
               x:Tensor, # the block's resid-mixed input
               ve:Tensor|None=None, v0:Tensor|None=None)->tuple[Tensor, Tensor]:
@@ -55,3 +81,13 @@ def two_lane_step(block, # a Block with parallel_resid_lambdas and parallel_post
     lanes = r[0] * lanes + p[0].view(2, 1, 1, 1) * a
     m = residual_gain(block.mlp_scale, block.mlp_gate, block.mlp(block.norm(block.mix(lanes[1], x0))))
     return r[1] * lanes + p[1].view(2, 1, 1, 1) * m, v
+
+def lanes_step(block, # a Block (its attn, mlp, scales, gates, norm, mix)
+               lanes:Tensor, # (2, B, T, d)
+               x0:Tensor, ve:Tensor|None=None, v0:Tensor|None=None)->tuple[Tensor, Tensor]:
+    "04-04/04-08 separate lanes: attention reads and writes mix(lane 0, x0); the MLP reads and writes lane 1 alone."
+    x_in = block.mix(lanes[0], x0)
+    a, v = block.attn(block.norm(x_in), ve, v0)
+    lane0 = x_in + residual_gain(block.attn_scale, block.attn_gate, a)
+    lane1 = lanes[1] + residual_gain(block.mlp_scale, block.mlp_gate, block.mlp(block.norm(lanes[1])))
+    return torch.stack((lane0, lane1)), v

@@ -32,10 +32,13 @@ class PartialRotary(Rotary):
         super().__init__(rot_dims, base)
         self.rot_dims, self.base, self.train_seq_len = rot_dims, base, train_seq_len
     def freqs(self, seq_len:int, device)->Tensor:
-        "Angles [T, rot_dims/2] with the NTK-scaled base for this length."
-        b = ntk_base(self.base, seq_len, self.train_seq_len, self.rot_dims)
-        inv = 1.0 / (b ** (torch.arange(0, self.rot_dims, 2, dtype=torch.float32, device=device) / self.rot_dims))
-        return torch.outer(torch.arange(seq_len, device=device, dtype=torch.float32), inv)
+        "Angles [T, rot_dims/2]: the buffer's inverse frequencies, or, beyond the train length, fresh fp32 ones from the NTK base."
+        if self.train_seq_len > 0 and seq_len > self.train_seq_len:   # as the records: recomputed in float32
+            dt = torch.float64 if self.inv_freq.dtype == torch.float64 else torch.float32   # (float64 in reference tests)
+            b = ntk_base(self.base, seq_len, self.train_seq_len, self.rot_dims)
+            inv = 1.0 / (b ** (torch.arange(0, self.rot_dims, 2, dtype=dt, device=device) / self.rot_dims))
+        else: inv = self.inv_freq.to(device)                           # the buffer: bf16 once the model is cast
+        return torch.outer(torch.arange(seq_len, device=device, dtype=inv.dtype), inv)
     def rotate(self, x:Tensor, cos:Tensor, sin:Tensor)->Tensor:
         "Rotate the first `rot_dims` dims (half split inside them); pass the rest through."
         rd = self.rot_dims

@@ -1,4 +1,4 @@
-"""Blend each token's embedding with the previous token's, through a learned gate; two generations and the BOS fix.
+"""Blend each token's embedding with the previous token's, through a learned gate; three forms and the BOS fix.
 
 Docs: https://pgolf.github.io/pgolf/techniques/smear_gate.html.md"""
 
@@ -13,23 +13,25 @@ from ..config import ModelCfg
 from ..layers import CastedLinear
 
 # %% auto #0
-__all__ = ['SMEAR_V2_DIMS', 'previous', 'SmearGate']
+__all__ = ['SMEAR_V0_GATE_INIT', 'SMEAR_V2_DIMS', 'previous', 'SmearGate']
 
 # %% ../../nbs/techniques/smear_gate.ipynb #0c65155c
-SMEAR_V2_DIMS = 12  # PR #1667: the gate reads the first 12 dims of the raw embedding
+SMEAR_V0_GATE_INIT = 3.0  # 03-19 record (train_gpt_v5.py:839): sigmoid(3) = 0.953 of each position is its own embedding
+SMEAR_V2_DIMS = 12        # PR #1667: the gate reads the first 12 dims of the raw embedding
 
 def previous(x:Tensor)->Tensor:
     "x shifted one position later along T, with zeros at position 0: `previous(x)[:, t] = x[:, t-1]`."
     return torch.cat((torch.zeros_like(x[:, :1]), x[:, :-1]), dim=1)
 
 class SmearGate(nn.Module):
-    "Mix the previous position's embedding into each position (v1: per-dim gate after the norm; v2: input gate before)."
+    "Mix the previous position's embedding into each position (v0/v1: per-dim gate, before/after the norm; v2: input gate)."
     def __init__(self, cfg:ModelCfg):
         super().__init__()
         self.version = cfg.smear_gate
-        self.pre_norm = self.version == "v2"           # v2 acts on the raw embedding, v1 on the normalised one
+        self.pre_norm = self.version == "v2" or self.version == "v0"  # v0, v2: on the raw embedding; v1: after the norm
         self.bos_id = cfg.bos_id if cfg.smear_bos_fix else None
-        if self.version == "v1": self.gate = nn.Parameter(torch.zeros(cfg.model_dim, dtype=torch.float32))
+        if self.version == "v0": self.gate = nn.Parameter(torch.full((cfg.model_dim,), SMEAR_V0_GATE_INIT, dtype=torch.float32))
+        elif self.version == "v1": self.gate = nn.Parameter(torch.zeros(cfg.model_dim, dtype=torch.float32))
         else:
             self.gate_proj = CastedLinear(SMEAR_V2_DIMS, 1, zero_init=True)
             nn.init.zeros_(self.gate_proj.weight)
@@ -39,7 +41,12 @@ class SmearGate(nn.Module):
                 ids:Tensor, # token ids [B, T] (for the BOS fix)
                )->Tensor:
         prev = previous(x)
+        not_bos = None if self.bos_id is None else (ids != self.bos_id).unsqueeze(-1)
+        if self.version == "v0":                       # g weighs the current token, as in the 03-19 code
+            g = torch.sigmoid(self.gate).to(x.dtype).expand_as(x)
+            if not_bos is not None: g = torch.where(not_bos, g, torch.ones_like(g))
+            return g * x + (1 - g) * prev
         if self.version == "v1": g = torch.sigmoid(self.gate.to(x.dtype)).expand_as(x)
         else: g = self.lam.to(x.dtype) * torch.sigmoid(self.gate_proj(x[..., :SMEAR_V2_DIMS]))
-        if self.bos_id is not None: g = g * (ids != self.bos_id).unsqueeze(-1).to(g.dtype)
+        if not_bos is not None: g = g * not_bos.to(g.dtype)
         return (1 - g) * x + g * prev if self.version == "v1" else x + g * prev

@@ -12,18 +12,20 @@ from torch import Tensor
 from ..config import ModelCfg
 
 # %% auto #0
-__all__ = ['VR_LAMBDA_INIT', 'VR_GATE_INIT', 'ValueResidual']
+__all__ = ['VR_LAMBDA_INIT', 'VR_GATE_INIT', 'VR_ADD_INIT', 'ValueResidual']
 
 # %% ../../nbs/techniques/value_residual.ipynb #a8d7dcf8
 VR_LAMBDA_INIT = (0.5, 0.5)  # 03-23 option: (weight of v0, weight of v)
-VR_GATE_INIT = 0.0           # PR #569: sigmoid(0) = 0.5 of v0 added at init
+VR_GATE_INIT = 0.0           # 03-25 option / PR #569: sigmoid(0) = 0.5 of v0 added at init
+VR_ADD_INIT = 0.0            # 04-09 A2 option: v + 0·v0, the identity at init
 
 class ValueResidual(nn.Module):
-    "One layer's value residual: `λ0·v0 + λ1·v` ('lambda') or `v + σ(α)·v0` ('sigmoid')."
+    "One layer's value residual: `λ0·v0 + λ1·v` ('lambda'), `v + σ(α)·v0` ('sigmoid') or `v + λ·v0` ('add')."
     def __init__(self, cfg:ModelCfg):
         super().__init__()
         self.mode = cfg.vrl
         if self.mode == "lambda": self.vr_lambda = nn.Parameter(torch.tensor(VR_LAMBDA_INIT, dtype=torch.float32))
+        elif self.mode == "add": self.vr_lambda = nn.Parameter(torch.tensor(VR_ADD_INIT, dtype=torch.float32))
         else: self.vr_gate = nn.Parameter(torch.tensor(VR_GATE_INIT, dtype=torch.float32))
 
     def forward(self, v:Tensor, # this layer's value
@@ -32,4 +34,5 @@ class ValueResidual(nn.Module):
         if self.mode == "lambda":
             lam = self.vr_lambda.to(v.dtype)
             return lam[0] * v0 + lam[1] * v
+        if self.mode == "add": return v + self.vr_lambda.to(v.dtype) * v0
         return v + torch.sigmoid(self.vr_gate.to(v.dtype)) * v0
