@@ -22,9 +22,10 @@ from .techniques.ortho_init import ortho_init_
 from .techniques.value_embeddings import ValueEmbedding
 from .techniques.value_residual import ValueResidual
 from .techniques.activations import mlp_activation, softcap
-from .techniques.unet_skips import unet_split, merge_skip
+from .techniques.unet_skips import unet_split
 from .techniques.depth_recurrence import layer_order, skip_weight_count, skip_slot
-from .techniques.parallel_residuals import parallel_mode, lane_lambdas, two_lane_step, gptj_step, enter_lanes, leave_lanes
+from .techniques.parallel_residuals import (parallel_mode, lane_lambdas, lane_merge, skip_lane, LANE_FORMS, two_lane_step,
+                                                lanes_step, gptj_step, enter_lanes, merge_skip_lanes, leave_lanes)
 from .techniques.attn_off import has_attention
 
 # %% auto #0
@@ -99,6 +100,7 @@ class Block(nn.Module):
 
     def forward(self, x:Tensor, x0:Tensor, ve:Tensor|None=None, v0:Tensor|None=None)->tuple[Tensor, Tensor|None]:
         if self.parallel == "two_lane": return two_lane_step(self, x, x0, ve, v0)
+        if self.parallel == "lanes": return lanes_step(self, x, x0, ve, v0)
         x = self.mix(x, x0)
         if self.parallel == "gptj": return gptj_step(self, x, ve, v0)
         v = None
@@ -118,14 +120,15 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, d)
         self.bigram = BigramHash(cfg) if cfg.bigram_buckets else None
         self.smear = SmearGate(cfg) if cfg.smear_gate != "off" else None
-        self.plain_order = list(range(cfg.num_layers))
-        self.loop_order = layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_passes)
-        self.looping = cfg.loop_passes > 1                # the trainer may switch it on later (loop_enable_frac)
+        self.loop_order = layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_passes)   # with every pass
+        self.passes = cfg.loop_passes                     # passes running now: a delayed run starts at 1 (active_passes)
         self.num_encoder_layers, self.num_decoder_layers, _ = unet_split(cfg.num_layers)   # of the plain stack
         self.num_skip_weights = n_skip = skip_weight_count(cfg, self.loop_order) if cfg.unet_skips else 0
         self.skip_weights = nn.Parameter(torch.ones(n_skip, d, dtype=torch.float32)) if n_skip else None
         self.skip_gates = nn.Parameter(torch.zeros(n_skip, d, dtype=torch.float32)) if n_skip and cfg.skip_gates else None
         self.blocks = nn.ModuleList([Block(cfg, i) for i in range(cfg.num_layers)])
+        self.lane_merge = lane_merge(cfg)                 # the separate lanes' merge scalar (04-04, 04-08), else None
+        self.skip_lane = skip_lane(cfg)                   # where a skip goes once the stream has split into lanes
         self.ve_shared = ValueEmbedding(cfg) if cfg.ve_layers else None
         self.lm_head = None if cfg.tie_embeddings else CastedLinear(d, cfg.vocab_size, zero_init=True)
         self._init_weights()
@@ -137,9 +140,18 @@ class GPT(nn.Module):
         for m in self.modules():
             if isinstance(m, CastedLinear) and m._zero_init: nn.init.zeros_(m.weight)
 
+    @property
+    def looping(self)->bool:
+        "True while the looped segment runs more than once; setting it runs every pass (True) or one (False)."
+        return self.passes > 1
+    @looping.setter
+    def looping(self, on:bool): self.passes = self.cfg.loop_passes if on else 1
+
     def layer_order(self)->list[int]:
-        "The physical block behind each virtual layer (depth recurrence repeats a segment when looping)."
-        return self.loop_order if self.looping else self.plain_order
+        "The physical block behind each virtual layer, for the passes running now (depth recurrence)."
+        if not 1 <= self.passes <= max(self.cfg.loop_passes, 1):
+            raise ValueError(f"GPT.passes={self.passes}: use 1..model.loop_passes={self.cfg.loop_passes}")
+        return layer_order(self.cfg.num_layers, self.cfg.loop_start, self.cfg.loop_end, self.passes)
 
     def embed(self, input_ids:Tensor)->Tensor:
         "Token embedding → RMSNorm, with BigramHash added before the norm and SmearGate (v2 before, v1 after it)."
@@ -161,12 +173,13 @@ class GPT(nn.Module):
             block = self.blocks[i]
             if j >= n_enc and skips:                           # decoder: the skips come back, last in first out
                 k = skip_slot(j - n_enc, self.num_skip_weights)
-                x = merge_skip(x, skips.pop(), self.skip_weights[k], None if self.skip_gates is None else self.skip_gates[k])
-            if block.parallel == "two_lane" and x.dim() == 3: x = enter_lanes(x)
+                x = merge_skip_lanes(x, skips.pop(), self.skip_weights[k], None if self.skip_gates is None else self.skip_gates[k],
+                                     self.skip_lane)
+            if block.parallel in LANE_FORMS and x.dim() == 3: x = enter_lanes(x)   # the stream splits into two lanes
             x, v = block(x, x0, self.ve_shared.for_layer(ve, i) if ve is not None else None, v0)
             if v0 is None: v0 = v                              # the first attention layer's value (value residual)
             if j < n_enc and self.num_skip_weights: skips.append(x)   # encoder: keep each output
-        x = rms_norm(leave_lanes(x) if x.dim() == 4 else x)
+        x = rms_norm(leave_lanes(x, self.lane_merge) if x.dim() == 4 else x)
         logits = F.linear(x, self.tok_emb.weight.to(x.dtype)) if self.lm_head is None else self.lm_head(x)
         return softcap(logits, self.cfg.logit_softcap)
 

@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/reference.html.md"""
 
 # %% ../nbs/03b_reference.ipynb #c85c15bd
 from __future__ import annotations
-import inspect, importlib, math, types
+import inspect, importlib, math, sys, types
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -17,8 +17,8 @@ from .config import ModelCfg, parse_layers
 __all__ = ['REF_ATOL', 'MUTANT_MIN', 'naive_logits', 'naive_loss', 'nudged_gpt', 'reference_batch', 'reference_error',
            'FrozenBaselineGPT', 'baseline_bit_identity', 'mutant_gpt']
 
-# %% ../nbs/03b_reference.ipynb #ff70ad0a
-REF_ATOL = 2e-6     # logits: float64 model vs reference (float32 partial-RoPE tables give ~5e-7; float64 ones ~1e-14)
+# %% ../nbs/03b_reference.ipynb #df4d7113
+REF_ATOL = 1e-10    # logits: the float64 model and the reference agree to ~1e-13 (rounding order only)
 MUTANT_MIN = 1e-3   # the least a wiring mistake in the catalogue below may move the logits
 
 def _norm(x:Tensor)->Tensor:
@@ -35,16 +35,21 @@ def _bigram_buckets(ids:list[int], buckets:int, bos_reset:bool, bos:int)->list[i
         else: out.append(((36313 * cur) ^ (27191 * ids[t - 1])) % (buckets - 1))
     return out
 
-def _virtual_layers(c:ModelCfg)->list[int]:
-    "The layer sequence when looping: 0..s-1, the segment s..e `passes` times, then the rest."
+def _bigram_buckets_v0(ids:list[int], buckets:int, bos_reset:bool, bos:int)->list[int]:
+    "The 03-19 bigram hash: (previous · 92821 + current) mod B, the previous token 0 at position 0 (and at a BOS)."
+    prev = [0] + ids[:-1]
+    return [((0 if bos_reset and cur == bos else p) * 92821 + cur) % buckets for p, cur in zip(prev, ids)]
+
+def _virtual_layers(c:ModelCfg, passes:int)->list[int]:
+    "The layer sequence: 0..s-1, the looped segment s..e `passes` times, then the rest."
+    if c.loop_passes <= 1: return list(range(c.num_layers))
     seg = list(range(c.loop_start, c.loop_end + 1))
-    return [i for i in range(c.num_layers) if i < c.loop_start] + seg * c.loop_passes + \
-           [i for i in range(c.num_layers) if i > c.loop_end]
+    return list(range(c.loop_start)) + seg * passes + list(range(c.loop_end + 1, c.num_layers))
 
 # %% ../nbs/03b_reference.ipynb #e31ae64c
 def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are read
                  ids:Tensor, # token ids [B, T]
-                 looping:bool|None=None, # depth recurrence on (None: on iff cfg.loop_passes > 1)
+                 passes:int|None=None, # passes over the looped segment (None: all of `cfg.loop_passes`)
                 )->Tensor:
     "The capped logits [B, T, V] in float64, from the records' formulas with explicit loops."
     c = model.cfg
@@ -53,14 +58,10 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
     d, H, Hkv, L = c.model_dim, c.num_heads, c.num_kv_heads, c.num_layers
     hd = d // H
     rd = c.rope_dims or hd
-    looping = c.loop_passes > 1 if looping is None else looping
-    order = _virtual_layers(c) if looping and c.loop_passes > 1 else list(range(L))
+    order = _virtual_layers(c, max(c.loop_passes, 1) if passes is None else passes)
     enc = len(order) // 2
-    plain_skips = min(L // 2, L - L // 2)
-    if not c.unet_skips: n_skipw = 0
-    elif c.loop_passes > 1 and c.loop_skip_weights == "virtual":
-        n_virtual = len(_virtual_layers(c)); n_skipw = min(n_virtual // 2, n_virtual - n_virtual // 2)
-    else: n_skipw = plain_skips
+    n_sized = len(_virtual_layers(c, c.loop_passes)) if c.loop_skip_weights == "virtual" else L   # skip weights owned
+    n_skipw = min(n_sized // 2, n_sized - n_sized // 2) if c.unet_skips else 0
     ve_layers = list(parse_layers("model.ve_layers", c.ve_layers, L))
     B, T = ids.shape
     f32 = lambda z: torch.tensor(z, dtype=torch.float32)
@@ -69,12 +70,19 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
         tok = [int(t) for t in ids[b]]
         # --- embedding; BigramHash before the norm; SmearGate v2 before it, v1 after it
         x = torch.stack([w("tok_emb.weight")[t] for t in tok])                    # [T, d]
-        if c.bigram_buckets:
+        if c.bigram_buckets and c.bigram_form == "v0":                            # 03-19: no reserved bucket, no scale
+            h = torch.stack([w("bigram.embed.weight")[i] for i in _bigram_buckets_v0(tok, c.bigram_buckets, c.bigram_bos_reset, c.bos_id)])
+            x = x + h @ w("bigram.proj.weight").T
+        elif c.bigram_buckets:
             h = torch.stack([w("bigram.embed.weight")[i]
                              for i in _bigram_buckets(tok, c.bigram_buckets, c.bigram_bos_reset, c.bos_id)])
             if "bigram.proj.weight" in W: h = h @ w("bigram.proj.weight").T
             x = x + w("bigram.scale") * h
         keep = lambda t: 0.0 if (c.smear_bos_fix and tok[t] == c.bos_id) else 1.0   # the BOS fix
+        if c.smear_gate == "v0":                                                   # 03-19: g weighs the current token
+            g = _sigmoid(w("smear.gate"))
+            prev = [torch.zeros(d, dtype=x.dtype)] + [x[t - 1] for t in range(1, T)]
+            x = torch.stack([x[t] if not keep(t) else g * x[t] + (1 - g) * prev[t] for t in range(T)])
         if c.smear_gate == "v2":
             x = torch.stack([x[0]] + [x[t] + w("smear.lam") * keep(t) *
                                       _sigmoid((w("smear.gate_proj.weight")[0] * x[t, :12]).sum()) * x[t - 1]
@@ -100,9 +108,11 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
             if c.vrl != "off" and v0 is not None and i > c.attn_off_layers:       # every later attention layer
                 if c.vrl == "lambda": v = p("value_residual.vr_lambda")[0] * v0 + p("value_residual.vr_lambda")[1] * v
                 if c.vrl == "sigmoid": v = v + _sigmoid(p("value_residual.vr_gate")) * v0
-            base = c.rope_base
-            if c.rope_train_seq_len and T > c.rope_train_seq_len: base = base * (T / c.rope_train_seq_len) ** (rd / (rd - 2))
-            inv = [float(1 / f32(base) ** f32(2 * j / rd)) for j in range(rd // 2)]  # the records' float32 buffer
+                if c.vrl == "add": v = v + p("value_residual.vr_lambda") * v0
+            if c.rope_train_seq_len and T > c.rope_train_seq_len:              # NTK: recomputed from the scaled base
+                base = c.rope_base * (T / c.rope_train_seq_len) ** (rd / (rd - 2))
+                inv = [1 / base ** (2 * j / rd) for j in range(rd // 2)]
+            else: inv = [float(1 / f32(c.rope_base) ** f32(2 * j / rd)) for j in range(rd // 2)]  # the float32 buffer
             cos = [torch.tensor([math.cos(t * f) for f in inv], dtype=x.dtype) for t in range(T)]
             sin = [torch.tensor([math.sin(t * f) for f in inv], dtype=x.dtype) for t in range(T)]
             def rope(z):  # z [T, hd]: at position t, dims j and j + rd/2 (j < rd/2) turn by t·inv[j]; the rest pass through
@@ -150,7 +160,9 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
                     if not c.skip_gates: return z + sw * skip
                     gg = _sigmoid(w("skip_gates")[kk]); return gg * z + (1 - gg) * sw * skip
                 if lanes is None: x = merge(x, sk)
-                else: lanes = [merge(l, sk[n] if isinstance(sk, list) else sk) for n, l in enumerate(lanes)]
+                elif c.parallel_residual == "two_lane": lanes = [merge(l, sk[n] if isinstance(sk, list) else sk) for n, l in enumerate(lanes)]
+                elif c.parallel_skip_lane == "lane0": lanes = [merge(lanes[0], sk), lanes[1]]   # 04-08
+                # 04-04 ("dropped"): the skip is added to a stream nobody reads any more
             v = None
             if mode == "two_lane":
                 if lanes is None: lanes = [x, x]
@@ -160,6 +172,11 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
                 lanes = [r[0] * lanes[0] + pw[0, 0] * a, r[0] * lanes[1] + pw[0, 1] * a]
                 f = branch(i, "mlp", mlp(i, _norm(m0 * lanes[1] + m1 * x0) * s))
                 lanes = [r[1] * lanes[0] + pw[1, 0] * f, r[1] * lanes[1] + pw[1, 1] * f]
+            elif mode == "lanes":                                                # 04-04, 04-08: separate lanes
+                if lanes is None: lanes = [x, x]
+                x_in = m0 * lanes[0] + m1 * x0
+                a, v = attention(i, _norm(x_in) * s, v0)
+                lanes = [x_in + branch(i, "attn", a), lanes[1] + branch(i, "mlp", mlp(i, _norm(lanes[1]) * s))]
             else:
                 x = m0 * x + m1 * x0
                 if mode == "gptj":
@@ -173,14 +190,15 @@ def naive_logits(model, # a pgolf GPT: only its `cfg` and `state_dict()` are rea
                     x = x + branch(i, "mlp", mlp(i, _norm(x) * s))
             if v0 is None and v is not None: v0 = v
             if j < enc and n_skipw: skips.append(x if lanes is None else list(lanes))
-        if lanes is not None: x = (lanes[0] + lanes[1]) / 2
+        if lanes is not None and c.parallel_residual == "lanes": x = w("lane_merge") * lanes[0] + (1 - w("lane_merge")) * lanes[1]
+        elif lanes is not None: x = (lanes[0] + lanes[1]) / 2
         logits = _norm(x) @ (w("tok_emb.weight") if c.tie_embeddings else w("lm_head.weight")).T
         out.append(c.logit_softcap * torch.tanh(logits / c.logit_softcap))
     return torch.stack(out)
 
-def naive_loss(model, ids:Tensor, targets:Tensor, looping:bool|None=None)->Tensor:
+def naive_loss(model, ids:Tensor, targets:Tensor, passes:int|None=None)->Tensor:
     "Mean cross-entropy (nats) of `naive_logits`, in float64."
-    lp = torch.log_softmax(naive_logits(model, ids, looping), -1)
+    lp = torch.log_softmax(naive_logits(model, ids, passes), -1)
     B, T = ids.shape
     return -torch.stack([lp[b, t, targets[b, t]] for b in range(B) for t in range(T)]).mean()
 
@@ -205,16 +223,16 @@ def reference_batch(cfg:ModelCfg, B:int=2, T:int=9, seed:int=2)->Tensor:
     return ids
 
 def reference_error(cfg:ModelCfg, # the model config
-                    looping:bool|None=None, # set `model.looping` (None: the model's default)
+                    passes:int|None=None, # passes over the looped segment (None: all)
                     gpt_cls=None, # a GPT class (default: pgolf's)
                     T:int=9, # sequence length
                    )->float:
     "Largest |logit| difference between a nudged float64 GPT and `naive_logits` on `reference_batch`."
     m = nudged_gpt(cfg, gpt_cls=gpt_cls)
-    if looping is not None: m.looping = looping
+    if passes is not None: m.passes = passes
     ids = reference_batch(cfg, T=T)
     with torch.no_grad(): got = m.forward_logits(ids)
-    return (got - naive_logits(m, ids, m.looping if hasattr(m, "looping") else looping)).abs().max().item()
+    return (got - naive_logits(m, ids, passes)).abs().max().item()
 
 # %% ../nbs/03b_reference.ipynb #18ef29b5
 def _frozen_rms_norm(x:Tensor)->Tensor: return F.rms_norm(x, (x.size(-1),))
@@ -352,20 +370,24 @@ def baseline_bit_identity(cfg:ModelCfg|None=None, # a model config with every te
     finally: torch.set_num_threads(threads)
 
 # %% ../nbs/03b_reference.ipynb #a3a9d3db
-def mutant_gpt(module:str, # the module to change: "pgolf.model" or a technique module, e.g. "pgolf.techniques.xsa"
+def mutant_gpt(module:str, # the module to change: "pgolf.model", "pgolf.layers" or a technique, e.g. "pgolf.techniques.xsa"
                old:str, # source text that occurs exactly once in `module`
                new:str, # its replacement
               ):
-    "The `GPT` class of a copy of `pgolf.model` in which `module`'s source has `old` replaced by `new`."
-    def load(name, src):
-        mod = types.ModuleType(name + "_mutant"); mod.__package__ = name.rpartition(".")[0]
-        exec(compile(src, f"<mutant of {name}>", "exec"), mod.__dict__)
-        return mod
+    "The `GPT` class of a fresh import of `pgolf.model` in which `module`'s source has `old` replaced by `new`."
     src = inspect.getsource(importlib.import_module(module))
     if src.count(old) != 1: raise ValueError(f"{old!r} occurs {src.count(old)} times in {module}; it must occur once")
-    changed = load(module, src.replace(old, new))
-    if module == "pgolf.model": return changed.GPT
-    model = load("pgolf.model", inspect.getsource(importlib.import_module("pgolf.model")))
-    for k, v in vars(changed).items():   # the model imported these names from the changed module
-        if getattr(vars(model).get(k), "__module__", None) == module: setattr(model, k, v)
-    return model.GPT
+    mine = lambda k: k in ("pgolf.model", "pgolf.layers") or k.startswith("pgolf.techniques.")
+    saved = {k: v for k, v in sys.modules.items() if mine(k)}
+    parents = {k: getattr(sys.modules[k.rpartition(".")[0]], k.rpartition(".")[2], None) for k in saved}
+    try:
+        for k in saved: del sys.modules[k]
+        changed = types.ModuleType(module)
+        changed.__package__, changed.__file__ = module.rpartition(".")[0], f"<mutant of {module}>"
+        sys.modules[module] = changed
+        exec(compile(src.replace(old, new), changed.__file__, "exec"), changed.__dict__)
+        return importlib.import_module("pgolf.model").GPT   # every module that imports the changed one sees the change
+    finally:
+        for k in [k for k in sys.modules if mine(k)]: del sys.modules[k]
+        sys.modules.update(saved)
+        for k, v in parents.items(): setattr(sys.modules[k.rpartition(".")[0]], k.rpartition(".")[2], v)
