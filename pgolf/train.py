@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #f2517625
 from __future__ import annotations
-import argparse, contextlib, copy, json, math, os, platform, random, socket, subprocess, sys, time, traceback
+import argparse, contextlib, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,15 +21,17 @@ from .config import Config, ConfigError, resolve, override, load_config, save_co
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
 from .techniques.muon import Muon, muon_momentum_at
+from .techniques.depth_recurrence import delayed_recurrence, recurrence_phases, active_passes
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
 from .evaluate import eval_standard, eval_sliding
 from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, code_bytes
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'training_frac', 'grad_accum_steps', 'accumulate',
-           'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
-           'provenance', 'RunLog', 'write_json', 'evaluate', 'run', 'parse_args', 'main']
+__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'grad_accum_steps', 'accumulate', 'Dist',
+           'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
+           'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'any_rank', 'unigram_flag',
+           'evaluate', 'run', 'parse_args', 'main']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -90,16 +92,6 @@ def lr_multiplier(step:int, # optimizer steps done
     warmdown_ms = warmdown_iters * elapsed_ms / max(step, 1)
     remaining_ms = max(max_wallclock_ms - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
-
-# %% ../nbs/04_train.ipynb #da8ed397
-def training_frac(step:int, # optimizer steps done
-                  elapsed_ms:float, # training time so far (ms)
-                  iterations:int, # the step cap
-                  max_wallclock_ms:float|None, # the time cap (None: by iterations)
-                 )->float:
-    "Fraction of the training budget used so far."
-    if max_wallclock_ms is None: return step / max(iterations, 1)
-    return elapsed_ms / max(max_wallclock_ms, 1e-9)
 
 # %% ../nbs/04_train.ipynb #37a7870f
 def grad_accum_steps(cfg:Config, world_size:int)->int:
@@ -232,13 +224,38 @@ def write_json(path:Path, obj:dict):
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n"); os.replace(tmp, path)
 
+# %% ../nbs/04_train.ipynb #9df253e1
+class NonFiniteLoss(RuntimeError):
+    "A training or validation loss that is NaN or infinite: the run stops where it happened."
+
+def check_finite(value:float, # the loss, a Python number
+                 what:str, # what it is, e.g. "train loss"
+                 step:int, # the step it belongs to (as `train.log` counts them)
+                 flagged:bool=False, # another rank found its loss non-finite: raise even if `value` is finite
+                ):
+    "Raise `NonFiniteLoss` naming `what`, its value and `step` if `value` is NaN or infinite (or `flagged`)."
+    if math.isfinite(value) and not flagged: return
+    v = f"{value}" if not math.isfinite(value) else "not finite on another rank"
+    raise NonFiniteLoss(f"{what} is {v} at step {step}; the run stopped there (it diverged: try lower learning rates)")
+
+def any_rank(flags:list, # per flag, this rank's bool or 0-d tensor (True: raised here)
+             d:Dist, # where this process sits
+            )->list[bool]: # per flag: raised on at least one rank
+    "OR each flag over every rank in one all-reduce (one host sync), so that every rank takes the same branch."
+    t = torch.stack([torch.as_tensor(f, device=d.device).reshape(()).to(torch.int32) for f in flags])
+    if d.distributed: dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
+
+def unigram_flag(val_bpb:float, # the run's score (the reloaded artifact's)
+                 unigram_bpb:float, # the validation split's unigram entropy (`pgolf.bpb.unigram_bpb`)
+                )->str|None: # the flag, or None when the run beat the yardstick
+    "The flag of a run that ends no better than the token frequencies alone would score."
+    if val_bpb >= unigram_bpb: return f"no better than unigram ({val_bpb:.4f} bpb >= {unigram_bpb:.4f} bpb)"
+    return None
+
 # %% ../nbs/04_train.ipynb #974161f2
 def _sync(device):
     if device.type == "cuda": torch.cuda.synchronize(device)
-
-def _all_max(flag:bool, d:Dist)->bool:
-    if not d.distributed: return flag
-    t = torch.tensor(int(flag), device=d.device); dist.all_reduce(t, op=dist.ReduceOp.MAX); return bool(t.item())
 
 def _barrier(d:Dist):
     if d.distributed: dist.barrier()
@@ -277,17 +294,22 @@ def run(cfg:Config, # the resolved config
     result.update(provenance(d.device, d.world_size))
     try:
         result.update(_train_and_export(cfg, run_dir, d, log, progress))
-        result["status"] = "ok"
+        flag = unigram_flag(result["val_bpb"], result["val_unigram_bpb"])
+        result["status"] = "degenerate" if flag else "ok"
+        if flag:
+            result["flag"] = flag
+            log(f"warning: degenerate run, {flag}: it learned nothing beyond the token frequencies "
+                "(too few steps, a learning rate of 0, or a collapse)")
     except BaseException as e:
         result["status"] = "failed"
         result["error"] = f"{type(e).__name__}: {e}"
-        log(traceback.format_exc())
+        log(traceback.format_exc(), console=False)  # the traceback goes to train.log; `main` prints the message
         raise
     finally:
         result["end_time"] = datetime.now(timezone.utc).isoformat()
         if d.master and run_dir: write_json(run_dir / "result.json", result)
         log.close()
-        if d.distributed and dist.is_initialized() and result["status"] == "ok": dist.destroy_process_group()
+        if d.distributed and dist.is_initialized() and result["status"] != "failed": dist.destroy_process_group()
     return result
 
 def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->dict:
@@ -305,7 +327,7 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     sp = load_tokenizer(ds.tokenizer_path); check_tokenizer(sp, ds.tokenizer_path)
     luts = build_luts(sp, cfg.model.vocab_size).to(d.device)
     eval_seq = cfg.eval.seq_len or s.train_seq_len
-    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq))
+    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq), cfg.model.vocab_size)
     out["val_unigram_bpb"] = unigram_bpb(val_tokens, luts)  # the yardstick: what token frequencies alone achieve
     log(f"data {ds.dir} val_tokens {val_tokens.numel() - 1} (unigram entropy {out['val_unigram_bpb']:.4f} bpb) "
         f"tokenizer {ds.tokenizer_path}")
@@ -328,13 +350,13 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
 
     def zero_grad():
         for o in optimizers: o.zero_grad(set_to_none=True)
-    new_loader = lambda: DistributedTokenLoader(ds.train_pattern, d.rank, d.world_size, d.device)
+    new_loader = lambda: DistributedTokenLoader(ds.train_pattern, d.rank, d.world_size, d.device, cfg.model.vocab_size)
     loader = new_loader()
     next_batch = lambda: loader.next_batch(s.train_batch_tokens, s.train_seq_len, accum)
 
     # --- depth recurrence switched on partway: start plain (see techniques/depth_recurrence)
-    delayed_loop = cfg.model.loop_passes > 1 and cfg.model.loop_enable_frac > 0
-    if delayed_loop: base.looping = False
+    delayed_loop = delayed_recurrence(cfg.model)   # by fraction, step or phases (model.loop_*)
+    if delayed_loop: base.passes = 1
     if delayed_loop and cfg.launch.compile and s.warmup_steps == 0:
         log("warning: depth recurrence starts mid-run but schedule.warmup_steps=0, so the looped graph will compile "
             "inside the timed window; set schedule.warmup_steps > 0 to prime it")
@@ -348,12 +370,12 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
         for _ in range(s.warmup_steps):
             zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
             for o in optimizers: o.step()
-        if delayed_loop:                       # prime the looped graph too, as the records do
-            base.looping = True
+        for passes in (recurrence_phases(cfg.model) if delayed_loop else []):   # prime each looped graph too, as the records do
+            base.passes = passes
             for _ in range(s.warmup_steps):
                 zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
                 for o in optimizers: o.step()
-            base.looping = False
+        if delayed_loop: base.passes = 1
         zero_grad()
         base.load_state_dict(init_model, strict=True)
         for o, st in zip(optimizers, init_opts): o.load_state_dict(st)
@@ -378,14 +400,15 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
                 f"train_time {train_ms:.0f}ms step_avg {train_ms / max(step, 1):.2f}ms", console=bar is None)
             log.metric(kind="val", step=step, val_loss=val["val_loss"], val_bpb=val["val_bpb"], train_time_ms=train_ms)
             if bar: bar.set_postfix(val_bpb=f"{val['val_bpb']:.4f}")
+            check_finite(val["val_loss"], "validation loss", step)  # all-reduced: every rank sees the same value
             _sync(d.device); t0 = time.perf_counter()
         if last: break
         elapsed = train_ms + 1000 * (time.perf_counter() - t0)
         mult = lr_multiplier(step, elapsed, s.iterations, s.warmdown_iters, max_ms)
-        if delayed_loop and not base.looping and training_frac(step, elapsed, s.iterations, max_ms) >= cfg.model.loop_enable_frac:
-            base.looping = True
-            out["loop_enabled_step"] = step
-            log(f"step {step}: depth recurrence on, virtual layers {base.layer_order()}", console=bar is None)
+        if delayed_loop and (p := active_passes(cfg, step, elapsed, base.passes)) != base.passes:
+            base.passes = p                    # recurrence on, or one more pass (the reserve counts: loop_frac)
+            out.setdefault("loop_enabled_step", step); out.setdefault("loop_switches", []).append([step, p])
+            log(f"step {step}: depth recurrence on, virtual layers {base.layer_order()} ({p} passes)", console=bar is None)
         zero_grad()
         loss = accumulate(model, next_batch, accum, autocast, ddp)
         if muon is not None:
@@ -407,7 +430,9 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
                        tokens_seen=step * s.train_batch_tokens)
             if bar: bar.set_postfix(loss=f"{tl:.4f}", **({"val_bpb": f"{val['val_bpb']:.4f}"} if val else {}))
         if bar: bar.update(1)
-        if stop_after is None and _all_max(max_ms is not None and now_ms >= max_ms, d): stop_after = step
+        capped, diverged = any_rank([stop_after is None and max_ms is not None and now_ms >= max_ms, ~torch.isfinite(loss)], d)
+        if diverged: check_finite(loss.item(), "train loss", step, flagged=True)  # every rank stops here, together
+        if capped: stop_after = step
     if bar: bar.close()
     out.update(steps=step, train_seconds=train_ms / 1000, ms_per_step=train_ms / max(step, 1),
                tokens_seen=step * s.train_batch_tokens, stopped_by="wallclock" if stop_after is not None and step < s.iterations else "iterations",
@@ -428,9 +453,12 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
         out.update(artifact=str(art), quant=cfg.export.quant, compressor=cfg.export.compressor,
                    model_bytes=info["model_bytes"], code_bytes=code,
                    total_bytes=info["model_bytes"] + code, headroom_bytes=cfg.export.size_cap_bytes - info["model_bytes"] - code,
-                   fits=info["model_bytes"] + code <= cfg.export.size_cap_bytes, bytes_by_group=ledger["groups"])
+                   size_cap_bytes=cfg.export.size_cap_bytes, fits=info["model_bytes"] + code <= cfg.export.size_cap_bytes,
+                   bytes_by_group=ledger["groups"], artifact_sha256=hashlib.sha256(art.read_bytes()).hexdigest())
         log(f"artifact {art.name}: model {info['model_bytes']:,} + code {code:,} = {out['total_bytes']:,} bytes "
             f"(headroom {out['headroom_bytes']:,} of {cfg.export.size_cap_bytes:,})")
+        if not out["fits"]: log(f"warning: the artifact does not fit: {-out['headroom_bytes']:,} bytes over the "
+                                f"{cfg.export.size_cap_bytes:,}-byte cap (export.size_cap_bytes)")
     _barrier(d)
     out["export_seconds"] = time.perf_counter() - t_e
     t_v = time.perf_counter()
@@ -439,6 +467,7 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     fresh.load_state_dict(load_artifact(art, compressor=cfg.export.compressor), strict=True)
     fresh_model = torch.compile(fresh, dynamic=False, fullgraph=True) if cfg.launch.compile else fresh
     q = evaluate(fresh_model, cfg, val_tokens, luts, d, accum)
+    check_finite(q["val_loss"], "the reloaded artifact's validation loss", step)
     out.update(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_seconds=time.perf_counter() - t_v,
                eval_mode=cfg.eval.mode)
     log(f"roundtrip val_loss {q['val_loss']:.4f} val_bpb {q['val_bpb']:.4f} (eval {out['eval_seconds']:.1f}s)")
@@ -464,9 +493,19 @@ def main(argv=None):
         if a.config and (a.overrides or a.seed is not None):
             cfg = override(cfg, a.overrides, a.seed)
     except ConfigError as e:
+        if a.run_dir and int(os.environ.get("RANK", 0)) == 0:  # the launcher reads the reason from result.json
+            Path(a.run_dir).mkdir(parents=True, exist_ok=True)
+            write_json(Path(a.run_dir) / "result.json", {"status": "failed", "error": f"ConfigError: {e}"})
         print(f"config error: {e}", file=sys.stderr); sys.exit(2)
-    run(cfg, a.run_dir, preset="" if a.config else a.preset, overrides=dict(o.split("=", 1) for o in a.overrides),
-        progress=not a.no_progress)
+    try: run(cfg, a.run_dir, preset="" if a.config else a.preset, overrides=dict(o.split("=", 1) for o in a.overrides),
+             progress=not a.no_progress)
+    except Exception as e:  # the traceback is in train.log (rank 0); the last line a user sees is the message
+        rank = int(os.environ.get("RANK", 0))
+        if not a.run_dir or (rank != 0 and not isinstance(e, NonFiniteLoss)): traceback.print_exc()  # no train.log holds it
+        if rank == 0:
+            if a.run_dir: print(f"(the traceback is in {Path(a.run_dir) / 'train.log'})", file=sys.stderr)
+            print(f"pgolf.train failed: {type(e).__name__}: {e}", file=sys.stderr)
+        sys.exit(1)
 
 # %% ../nbs/04_train.ipynb #b31f896b
 if __name__ == "__main__" and "get_ipython" not in globals(): main()  # python -m pgolf.train (not inside a kernel)

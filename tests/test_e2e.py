@@ -1,5 +1,5 @@
 """End-to-end: the `pgolf` command launches real runs under torchrun (gloo on the CPU)."""
-import json, subprocess, sys
+import json, math, subprocess, sys, time
 from pathlib import Path
 
 import pytest
@@ -34,6 +34,25 @@ def test_two_gloo_processes_match_one(tmp_path):
     # Same data, same init, same global batch: only float reduction order differs.
     assert abs(res[1]["val_bpb"] - res[2]["val_bpb"]) < 5e-3, (res[1]["val_bpb"], res[2]["val_bpb"])
     assert res[2]["val_bpb"] < res[2]["val_unigram_bpb"] + 0.5
+
+
+def test_a_diverging_run_stops_every_rank_at_once(tmp_path):
+    """Two gloo ranks, the embedding's lr at 1e30: the loss goes NaN within a few steps, both ranks stop at that step,
+    and the user's last line is the reason, not a traceback (that is in train.log)."""
+    rd = tmp_path / "nan"
+    t = time.monotonic()
+    r = pgolf("train", "--preset", "tiny", "--nproc", "2", "--run-dir", str(rd), *MICRO, "schedule.iterations=30",
+              "optim.tied_embed_lr=1e30", "launch.timeout_seconds=400", cwd=tmp_path)
+    secs = time.monotonic() - t
+    res = json.loads((rd / "result.json").read_text())
+    train = [m for m in map(json.loads, (rd / "metrics.jsonl").read_text().splitlines()) if m["kind"] == "train"]
+    assert r.returncode == 1 and res["status"] == "failed", (r.returncode, res.get("status"), r.stderr[-3000:])
+    assert math.isnan(train[-1]["train_loss"]) and train[-1]["step"] < 30, train  # stopped at the first NaN, not at the end
+    assert res["error"].startswith(f"NonFiniteLoss: train loss is nan at step {train[-1]['step']};"), res["error"]
+    assert r.stderr.strip().splitlines()[-1] == f"run {rd.name} failed: {res['error']}", r.stderr[-2000:]
+    assert "Traceback" not in r.stdout + r.stderr and "ChildFailedError" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert "Traceback" in (rd / "train.log").read_text() and "ChildFailedError" in (rd / "launch.log").read_text()
+    assert res["device_count"] == 2 and secs < 300, secs  # no rank waited for the timeout in a collective
 
 
 def test_bad_override_fails_fast(tmp_path):

@@ -10,7 +10,7 @@ import contextlib, json, os, signal, socket, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 from ..config import from_dict
-from .runs import read_result, run_timeout
+from .runs import read_result, run_timeout, artifact_problem, DONE_STATUSES
 from .guard import guarded, stop_stale
 from .plans import Plan, RunSpec, load_plan, expanded, runs_of
 from .results import collect_results, save_results, run_status, read_json
@@ -19,7 +19,8 @@ from .results import collect_results, save_results, run_status, read_json
 __all__ = ['ARTIFACT_GLOBS', 'NOTEBOOK_FILES', 'INTERRUPT_GRACE_SECONDS', 'INTERRUPTED', 'BatchError', 'BatchLocked', 'repo_root',
            'ablations_dir', 'template_path', 'default_batch_dir', 'run_overrides', 'notebook_params', 'archive_attempt',
            'annotate_result', 'batch_lock', 'plan_text', 'grid_changes', 'prepare_batch', 'papermill_execute',
-           'kernel_children', 'interruptible', 'execute_run', 'needs_run', 'batch_status', 'run_batch', 'render']
+           'kernel_children', 'interruptible', 'execute_run', 'why_run', 'needs_run', 'batch_status', 'run_batch',
+           'render']
 
 # %% ../../nbs/lab/batches.ipynb #4033579f
 class BatchError(RuntimeError):
@@ -243,7 +244,7 @@ def execute_run(run:RunSpec, # the run
                 execute=papermill_execute, # how to execute the template
                 cmd:list|None=None, # a stand-in launch command (tests)
                )->dict:
-    "Execute one run of a batch; return its result (status ok or failed, never missing)."
+    "Execute one run of a batch; return its result (status ok, degenerate or failed, never missing)."
     rd = Path(batch_dir).resolve() / "runs" / run.run_id
     archive_attempt(rd); rd.mkdir(parents=True, exist_ok=True)
     cfg = from_dict(run.config)
@@ -251,8 +252,8 @@ def execute_run(run:RunSpec, # the run
     try: interruptible(execute, template, rd / "run.ipynb", notebook_params(run, rd, cmd), rd, run_timeout(cfg) + 600)
     except Exception as e:
         res = read_json(rd / "result.json")
-        if res and res.get("config_hash") == run.config_hash and res.get("status") in ("ok", "failed"):
-            if res["status"] == "ok": res["notebook_error"] = _error_text(e)  # the run is fine; its notebook is not
+        if res and res.get("config_hash") == run.config_hash and res.get("status") in (*DONE_STATUSES, "failed"):
+            if res["status"] in DONE_STATUSES: res["notebook_error"] = _error_text(e)  # the run is fine; its notebook is not
             return res  # the launcher recorded the failure
         res = {"run_id": run.config_hash, "config_hash": run.config_hash, "preset": run.preset, "arm": run.arm,
                "overrides": run.overrides, "seed": run.seed, "status": "failed", "error": _error_text(e),
@@ -264,25 +265,49 @@ def execute_run(run:RunSpec, # the run
 # %% ../../nbs/lab/batches.ipynb #4c004d57
 INTERRUPTED = "interrupted"  # the error the launcher records on Ctrl-C: never a reason to skip a run
 
+def why_run(run:RunSpec, # a run of the batch
+            batch_dir:Path, # the batch
+            retry_failed:bool=True, # run failed runs again
+           )->str|None: # why the run is to do, or None when it is done (or a failure not to retry)
+    "Why the run is still to do: pending, failed (if `retry_failed`), interrupted, or finished with an artifact that is missing or changed."
+    rd = Path(batch_dir) / "runs" / run.run_id
+    res = read_json(rd / "result.json")
+    status, error = run_status(res, run.config_hash)
+    if status == "pending": return "pending"
+    if status == "failed": return (INTERRUPTED if error == INTERRUPTED else "failed") if retry_failed or error == INTERRUPTED else None
+    return artifact_problem(rd, res)  # ok or degenerate: done, if its artifact is the file it was measured on
+
 def needs_run(run:RunSpec, # a run of the batch
               batch_dir:Path, # the batch
               retry_failed:bool=True, # run failed runs again
              )->bool:
-    "Whether the run is still to do: pending, or failed and `retry_failed` (or interrupted)."
-    res = read_json(Path(batch_dir) / "runs" / run.run_id / "result.json")
-    status, error = run_status(res, run.config_hash)
-    return status == "pending" or (status == "failed" and (retry_failed or error == INTERRUPTED))
+    "Whether the run is still to do (see `why_run`)."
+    return why_run(run, batch_dir, retry_failed) is not None
 
 def batch_status(batch_dir:Path|str, runs:list[RunSpec])->dict:
-    "run_id -> ok / failed / pending."
-    return {r.run_id: run_status(read_json(Path(batch_dir) / "runs" / r.run_id / "result.json"), r.config_hash)[0] for r in runs}
+    "run_id -> ok / degenerate / failed / pending, or stale (finished, but its artifact is missing or changed: to run again)."
+    out = {}
+    for r in runs:
+        rd = Path(batch_dir) / "runs" / r.run_id; res = read_json(rd / "result.json")
+        s = run_status(res, r.config_hash)[0]
+        out[r.run_id] = "stale" if s in DONE_STATUSES and artifact_problem(rd, res) else s
+    return out
+
+def _over_cap(res)->str:
+    "'does not fit: ...' for a result whose artifact is over the cap, else ''."
+    if res.get("fits") is not False: return ""
+    tot, cap = res.get("total_bytes"), res.get("size_cap_bytes") or (res.get("total_bytes", 0) + res.get("headroom_bytes", 0))
+    return f"  DOES NOT FIT: {tot:,} bytes, {tot - cap:,} over the {cap:,}-byte cap" if tot is not None else "  DOES NOT FIT the size cap"
 
 def _line(i, n, r, res, secs)->str:
-    if res.get("status") == "ok":
+    "The batch's line for a finished run."
+    s = res.get("status")
+    if s in DONE_STATUSES:
         warn = f"  (but run.ipynb failed: {res['notebook_error'][:200]})" if res.get("notebook_error") else ""
-        return f"[{i}/{n}] ok      {r.run_id}  val_bpb {res.get('val_bpb', float('nan')):.4f}  ({secs:.0f}s){warn}"
-    why = " ".join(str(res.get("error")).split())[:200]
-    return f"[{i}/{n}] FAILED  {r.run_id}  {why}  ({secs:.0f}s; see runs/{r.run_id}/launch.log)"
+        flag = f"  {res.get('flag')}: left out of the statistics" if s == "degenerate" else ""
+        return f"[{i}/{n}] {s if s == 'ok' else s.upper():<7} {r.run_id}  val_bpb {res.get('val_bpb', float('nan')):.4f}{flag}{_over_cap(res)}  ({secs:.0f}s){warn}"
+    why = " ".join(str(res.get("error")).split())[:300]
+    return f"[{i}/{n}] FAILED  {r.run_id}  {why}  ({secs:.0f}s; see runs/{r.run_id}/launch.log and train.log)"
 
 @contextlib.contextmanager
 def _sigterm_as_interrupt():
@@ -311,16 +336,19 @@ def run_batch(plan:Plan|str|Path, # a plan, or the path of a plan file
     template = template_path()
     with batch_lock(batch_dir), _sigterm_as_interrupt():
         runs = prepare_batch(plan, batch_dir, force=force, echo=echo)
-        todo = [r for r in runs if needs_run(r, batch_dir, retry_failed)]
+        why = {r.run_id: why_run(r, batch_dir, retry_failed) for r in runs}
+        todo = [r for r in runs if why[r.run_id] is not None]
         done = len(runs) - len(todo)
         echo(f"batch {batch_dir}: {len(runs)} runs, {done} done, {len(todo)} to run")
+        for r in todo:
+            if why[r.run_id].startswith("its artifact"): echo(f"note: runs/{r.run_id} finished, but {why[r.run_id]}: running it again")
         bar = tqdm(total=len(runs), initial=done, unit="run", disable=not progress or not todo, dynamic_ncols=True)
         try:
-            for r in todo:
+            for k, r in enumerate(todo, done + 1):
                 bar.set_description(r.run_id)
                 t = time.monotonic(); res = execute_run(r, batch_dir, template, execute=execute, cmd=cmd)
                 bar.update(1)
-                (bar.write if progress else echo)(_line(bar.n, len(runs), r, res, time.monotonic() - t))
+                (bar.write if progress else echo)(_line(k, len(runs), r, res, time.monotonic() - t))  # k: a disabled bar does not count
         finally: bar.close()
         df = collect_results(batch_dir); save_results(df, batch_dir)
         if report: render(batch_dir, echo=echo)

@@ -115,8 +115,10 @@ def plot_delta_vs_control(df:pd.DataFrame, # a results table (`load_results`)
         c = VERDICT_COLORS[_verdict(row)]
         err = [[d - lo], [hi - d]] if np.isfinite(lo) else None
         ax.errorbar([d], [y], xerr=err, fmt="o", ms=8, color=c, ecolor=c, elinewidth=2, capsize=5, zorder=3, gid=f"delta:{a}")
-        ax.annotate(f"{d:+.4f}  {_p_text(row['p_welch'])}  bar {_p_text(row['p_challenge'])}", (hi if np.isfinite(hi) else d, y), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize=9)
+        over = row.get("fits") is not None and not pd.isna(row.get("fits")) and not row.get("fits")  # no verdict over the cap: say why
+        ax.annotate(f"{d:+.4f}  {_p_text(row['p_welch'])}  bar {_p_text(row['p_challenge'])}" + ("  (does not fit)" if over else ""),
+                    (hi if np.isfinite(hi) else d, y), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9,
+                    color="#d62728" if over else "black", gid=f"label:{a}")
         xs += [d] + ([lo, hi] if np.isfinite(lo) else [])
     span = max(xs) - min(xs) or 1e-3
     ax.set_xlim(min(xs) - 0.08 * span, max(xs) + 0.35 * span)
@@ -244,7 +246,7 @@ def plot_bytes_breakdown(breakdown:pd.DataFrame, # rows of arm, seed, group, sha
 def _column_format(name:str, s:pd.Series):
     "A function that formats one value of column `name`."
     blank = lambda f: (lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else f(v))
-    if pd.api.types.is_bool_dtype(s): return blank(lambda v: "yes" if v else "no")
+    if pd.api.types.is_bool_dtype(s) or name == "fits": return blank(lambda v: "yes" if v else "no")  # fits: True, False or None
     if pd.api.types.is_integer_dtype(s): return blank(lambda v: f"{int(v):,}")
     if not pd.api.types.is_float_dtype(s): return blank(str)
     n = name.lower()

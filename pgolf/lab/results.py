@@ -6,31 +6,32 @@ Docs: https://pgolf.github.io/pgolf/lab/results.html.md"""
 
 # %% ../../nbs/lab/results.ipynb #e44a5c50
 from __future__ import annotations
-import json, os
+import json, math, os
 from pathlib import Path
 import pandas as pd
 from ..config import flatten, valid_keys
 
 # %% auto #0
-__all__ = ['ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
+__all__ = ['STATUSES', 'ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
            'read_expanded', 'read_json', 'run_status', 'config_columns', 'collect_results', 'save_results',
-           'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'format_results']
+           'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'status_notes', 'format_results']
 
 # %% ../../nbs/lab/results.ipynb #1bb39a51
-ID_COLUMNS = ["arm", "seed", "is_control", "run_id", "config_hash", "status", "error"]  # who the run is
+STATUSES = ("ok", "degenerate", "failed", "pending")  # a run's status: see *Reading a batch*
+ID_COLUMNS = ["arm", "seed", "is_control", "run_id", "config_hash", "status", "error", "flag"]  # who the run is, how it ended
 METRIC_COLUMNS = ["val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb", "steps",
                   "stopped_by", "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "model_bytes",
-                  "code_bytes", "total_bytes", "headroom_bytes", "fits", "val_tokens", "val_bytes", "params",
+                  "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "fits", "val_tokens", "val_bytes", "params",
                   "peak_mem_mib"]  # result.json's numbers (see Train)
 PROVENANCE_COLUMNS = ["git_sha", "pgolf_version", "torch_version", "device", "device_count", "hostname",
-                      "start_time", "end_time", "loadavg_start", "loadavg_end", "cpu_count"]  # what produced the numbers
+                      "start_time", "end_time", "loadavg_start", "loadavg_end", "cpu_count", "artifact_sha256"]  # what produced the numbers
                       # (load averages and CPU count: written by ablations/run.ipynb; a busy machine trains fewer steps)
-INT_COLUMNS = {"seed", "steps", "model_bytes", "code_bytes", "total_bytes", "headroom_bytes", "val_tokens",
+INT_COLUMNS = {"seed", "steps", "model_bytes", "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "val_tokens",
                "val_bytes", "params", "device_count", "cpu_count"}  # nullable ints (a pending run has none)
 FLOAT_COLUMNS = {"val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
                  "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "peak_mem_mib", "loadavg_start", "loadavg_end"}
 COMPACT_COLUMNS = ["arm", "seed", "status", "val_bpb", "val_bpb_pre_export", "steps", "ms_per_step",
-                   "total_bytes", "train_seconds", "run_id"]  # what `pgolf results` shows by default
+                   "total_bytes", "fits", "train_seconds", "run_id"]  # what `pgolf results` shows by default
 
 # %% ../../nbs/lab/results.ipynb #726ba53b
 def read_expanded(batch_dir:Path|str)->dict:
@@ -47,11 +48,16 @@ def read_json(path:Path)->dict|None:
 def run_status(result:dict|None, # the run's result.json (None: none yet)
                config_hash:str, # the hash the batch expects
               )->tuple:
-    "(status, error): ('ok', None), ('failed', why) or ('pending', None)."
+    "(status, error): ('ok', None), ('degenerate', None), ('failed', why) or ('pending', None)."
     if not result: return "pending", None
     if result.get("config_hash") not in (None, config_hash):
         return "failed", f"result.json is for config {result.get('config_hash')}, not {config_hash}"
-    if result.get("status") == "ok": return ("ok", None) if result.get("config_hash") == config_hash else ("failed", "result.json has no config_hash")
+    status = result.get("status")
+    if status in ("ok", "degenerate"):
+        if result.get("config_hash") != config_hash: return "failed", "result.json has no config_hash"
+        bpb = result.get("val_bpb")
+        if isinstance(bpb, (int, float)) and not math.isfinite(bpb): return "failed", f"val_bpb is {bpb}: the run scored no finite number"
+        return status, None
     return "failed", result.get("error") or "failed (no error recorded)"
 
 # %% ../../nbs/lab/results.ipynb #a6d921df
@@ -79,10 +85,11 @@ def collect_results(batch_dir:Path|str, # a batch directory (holds plan.expanded
         rd = batch_dir / "runs" / r["run_id"]
         res = read_json(rd / "result.json"); status, error = run_status(res, r["config_hash"])
         cfg = flatten(r["config"]); res = res or {}
+        done = status in ("ok", "degenerate")  # a failed run's partial numbers would pass for results
         row = {"arm": r["arm"], "seed": r["seed"], "is_control": r["is_control"], "run_id": r["run_id"],
-               "config_hash": r["config_hash"], "status": status, "error": error}
+               "config_hash": r["config_hash"], "status": status, "error": error, "flag": res.get("flag") if done else None}
         row.update({k: cfg.get(k) for k in ccols})
-        row.update({k: (res.get(k) if status == "ok" else None) for k in METRIC_COLUMNS})
+        row.update({k: (res.get(k) if done else None) for k in METRIC_COLUMNS})
         row.update({k: res.get(k) for k in PROVENANCE_COLUMNS})
         row["run_dir"] = str(Path("runs") / r["run_id"])
         rows.append(row)
@@ -141,15 +148,38 @@ def bytes_breakdown(batch_dir:Path|str)->pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../../nbs/lab/results.ipynb #c20da19c
+def _present(v)->bool: return v is not None and not (isinstance(v, float) and math.isnan(v)) and v is not pd.NA
+
+def status_notes(df:pd.DataFrame, # from `collect_results` or `load_results`
+                )->list[str]: # one line per run that is not a plain ok result, then the pending count
+    "What a reader must know about the runs that are not plain ok results: failed, degenerate, over the cap, pending."
+    out, pending = [], 0
+    for _, r in df.iterrows():
+        s, rid = r["status"], r["run_id"]
+        if s == "pending": pending += 1
+        elif s == "failed": out.append(f"{rid}: failed: {r.get('error')}")
+        elif s == "degenerate": out.append(f"{rid}: degenerate, left out of the statistics: {r.get('flag')}")
+        if s in ("ok", "degenerate") and _present(r.get("fits")) and not r["fits"]:
+            total, head = int(r["total_bytes"]), int(r["headroom_bytes"])
+            cap = int(r["size_cap_bytes"]) if _present(r.get("size_cap_bytes")) else total + head
+            out.append(f"{rid}: does not fit: {total:,} bytes, {total - cap:,} over the {cap:,}-byte cap; its arm gets no record "
+                       "or leaderboard verdict")
+    if pending: out.append(f"{pending} run{'s' * (pending > 1)} pending: run `pgolf ablate` on the plan again to finish the batch")
+    return out
+
 def format_results(df:pd.DataFrame, # from `collect_results` or `load_results`
                    all_columns:bool=False, # every column instead of the compact selection
+                   notes:bool=True, # add `status_notes` below the table
                   )->str:
     "The results table as text."
+    lines = status_notes(df) if notes else []
     if not all_columns:
         cfg = [c for c in df.columns if "." in c and df[c].nunique(dropna=False) > 1]  # config columns that vary
         df = df[[c for c in COMPACT_COLUMNS[:3] if c in df] + cfg + [c for c in COMPACT_COLUMNS[3:] if c in df]]
     fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:.4f}") for c in df.columns if "bpb" in c or "loss" in c}
     fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1f}") for c in df.columns if c.endswith(("seconds", "per_step", "mib"))})
+    if "fits" in df: df = df.assign(fits=df["fits"].map(lambda v: ("yes" if v else "NO") if _present(v) else ""))  # True, False, None
     df = df.assign(**{c: df[c].map(lambda v: "" if pd.isna(v) else str(int(v))) for c in df.columns if c in INT_COLUMNS})  # no <NA>
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
-        return df.to_string(index=False, formatters=fmt, na_rep="")
+        table = df.to_string(index=False, formatters=fmt, na_rep="")
+    return table + ("\n\n" + "\n".join(f"note: {l}" for l in lines) if lines else "")

@@ -6,12 +6,13 @@ Docs: https://pgolf.github.io/pgolf/lab/runs.html.md"""
 
 # %% ../../nbs/lab/runs.ipynb #8258c125
 from __future__ import annotations
-import json, os, signal, subprocess, sys, time
+import hashlib, json, os, re, signal, subprocess, sys, time
 from pathlib import Path
 from ..config import Config, config_hash, save_config
 
 # %% auto #0
-__all__ = ['run_name', 'read_result', 'is_complete', 'torchrun_cmd', 'run_timeout', 'run_env', 'RunFailed', 'launch']
+__all__ = ['DONE_STATUSES', 'run_name', 'read_result', 'file_sha256', 'artifact_problem', 'is_complete', 'torchrun_cmd',
+           'run_timeout', 'run_env', 'RunFailed', 'launch']
 
 # %% ../../nbs/lab/runs.ipynb #7364f28b
 def run_name(cfg:Config, # the resolved config
@@ -26,10 +27,31 @@ def read_result(run_dir:Path|str)->dict|None:
     try: return json.loads(p.read_text())
     except (FileNotFoundError, json.JSONDecodeError): return None
 
+DONE_STATUSES = ("ok", "degenerate")  # a run that finished: its numbers are real (a degenerate one learned nothing)
+
+def file_sha256(path:Path|str)->str:
+    "The sha256 of a file, read in 1 MiB chunks."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
+    return h.hexdigest()
+
+def artifact_problem(run_dir:Path|str, # the run's directory
+                     result:dict|None, # its result.json
+                    )->str|None: # None when the artifact is there and is the file the result was measured on
+    "Why a finished run's artifact cannot be trusted: missing, or not the file whose sha256 result.json holds."
+    if not result or result.get("status") not in DONE_STATUSES or not result.get("artifact"): return None
+    p = Path(run_dir) / Path(result["artifact"]).name  # by name: a batch directory can be moved
+    if not p.is_file(): return f"its artifact {p.name} is missing"
+    want = result.get("artifact_sha256")  # absent in results written before pgolf recorded it
+    if want and file_sha256(p) != want: return f"its artifact {p.name} does not match the sha256 in result.json (changed or corrupted)"
+    return None
+
 def is_complete(run_dir:Path|str, cfg:Config|None=None)->bool:
-    "True if the run finished ok (and, if `cfg` is given, for exactly this config)."
+    "True if the run finished (ok or degenerate) with its artifact intact (and, if `cfg` is given, for exactly this config)."
     r = read_result(run_dir)
-    return bool(r) and r.get("status") == "ok" and (cfg is None or r.get("config_hash") == config_hash(cfg))
+    return (bool(r) and r.get("status") in DONE_STATUSES and (cfg is None or r.get("config_hash") == config_hash(cfg))
+            and artifact_problem(run_dir, r) is None)
 
 # %% ../../nbs/lab/runs.ipynb #34db5724
 def torchrun_cmd(cfg:Config, # the resolved config
@@ -70,6 +92,17 @@ def _kill(proc):
         except ProcessLookupError: pass
         proc.wait()
 
+# torchrun's failure report starts with its agent stopping the workers or recording the failure
+_TORCHRUN_REPORT = re.compile(r"torch/distributed/elastic/multiprocessing/api\.py:\d+\] (?:failed \(exitcode|Sending process \d+ closing signal)")
+_RANK_PREFIX = re.compile(r"^\[(?:rank|default)\d+\]:\s?")  # torchrun's prefix on a worker's stderr lines
+
+def _last_words(lines:list[str])->str|None:
+    "The last non-blank line a run printed (before torchrun's failure report), without torchrun's rank prefix."
+    for l in reversed(lines):
+        l = _RANK_PREFIX.sub("", l.strip()).strip()
+        if l: return l.removeprefix("pgolf.train failed: ")
+    return None
+
 def launch(cfg:Config, # the resolved config
            run_dir:Path|str, # the run's directory (created)
            preset:str="", # recorded in a failure result
@@ -83,7 +116,7 @@ def launch(cfg:Config, # the resolved config
     (run_dir / "result.json").unlink(missing_ok=True)  # a stale result must not pass for this attempt's
     cmd = cmd or torchrun_cmd(cfg, run_dir)
     timeout = timeout or run_timeout(cfg)
-    t0, why = time.monotonic(), None
+    t0, why, said, report = time.monotonic(), None, [], False
     with open(run_dir / "launch.log", "a") as lf:
         lf.write(f"$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
@@ -100,7 +133,10 @@ def launch(cfg:Config, # the resolved config
                         if proc.poll() is not None: break
                         continue
                     lf.write(line); lf.flush()
-                    if echo: echo(line.rstrip("\n"))
+                    report = report or bool(_TORCHRUN_REPORT.search(line))  # torchrun's report: launch.log only
+                    if not report:
+                        said = said[-20:] + [line.rstrip("\n")]
+                        if echo: echo(line.rstrip("\n"))
                 elif proc.poll() is not None and not proc.stdout.readable(): break
         except KeyboardInterrupt:
             _kill(proc); why = "interrupted"
@@ -110,9 +146,11 @@ def launch(cfg:Config, # the resolved config
             if proc.poll() is None: _kill(proc)
     rc = proc.wait()
     res = read_result(run_dir)
-    if rc == 0 and res and res.get("status") == "ok": return res
-    why = why or (res or {}).get("error") or f"exit code {rc}; see {run_dir / 'launch.log'}"
+    if rc == 0 and res and res.get("status") in DONE_STATUSES: return res
+    last = _last_words(said)
+    why = why or (res or {}).get("error") or f"exit code {rc}" + (f": {last}" if last else f"; see {run_dir / 'launch.log'}")
     res = _fail(run_dir, cfg, preset, why, t0, res)
+    if echo: echo(f"(the whole output is in {run_dir / 'launch.log'})")
     raise RunFailed(f"run {run_dir.name} failed: {why}", res)
 
 def _fail(run_dir, cfg, preset, why, t0, res=None)->dict:

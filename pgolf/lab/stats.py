@@ -14,8 +14,9 @@ from scipy.optimize import brentq
 
 # %% auto #0
 __all__ = ['LN2', 'CHALLENGE_MIN_NATS', 'CHALLENGE_ALPHA', 'LEADERBOARD_ALPHA', 'REQUIRED_COLUMNS', 'nats_to_bpb', 'bpb_to_nats',
-           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'compare_to_control', 'welch_ci',
-           'control_arm', 'arm_table', 'power_one_sided', 'min_detectable_effect', 'seeds_needed', 'noise_report']
+           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'runs_fit', 'left_out',
+           'compare_to_control', 'welch_ci', 'control_arm', 'arm_table', 'power_one_sided', 'min_detectable_effect',
+           'seeds_needed', 'noise_report']
 
 # %% ../../nbs/lab/stats.ipynb #ea9f6bda
 LN2 = math.log(2) # nats per bit
@@ -152,10 +153,41 @@ def _check_control(df:pd.DataFrame, ok:pd.DataFrame, control:str):
     if control not in set(ok["arm"]):
         raise ValueError(f"control arm {control!r} has no ok run; arms with ok runs: {sorted(map(str, ok['arm'].unique()))}")
 
+def _present(v)->bool: return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
+
+def runs_fit(runs:pd.DataFrame, # some runs (rows of a results table)
+            )->bool|None: # None when the table does not say
+    "Whether every run fits the size cap: the `fits` column, else `headroom_bytes >= 0`."
+    if "fits" in runs.columns and (v := [bool(x) for x in runs["fits"] if _present(x)]): return all(v)
+    if "headroom_bytes" in runs.columns and len(h := pd.to_numeric(runs["headroom_bytes"], errors="coerce").dropna()):
+        return bool((h >= 0).all())
+    return None
+
+def _cap_text(runs:pd.DataFrame)->str:
+    "How far over the cap the worst run of `runs` is, e.g. 'up to 500 bytes over the 16,000,000-byte cap'."
+    if not {"total_bytes", "headroom_bytes"} <= set(runs.columns): return "over the size cap"
+    tot, head = pd.to_numeric(runs["total_bytes"], errors="coerce"), pd.to_numeric(runs["headroom_bytes"], errors="coerce")
+    i = head.idxmin()
+    if not _present(head.get(i)): return "over the size cap"
+    return f"up to {int(-head[i]):,} bytes over the {int(tot[i] + head[i]):,}-byte cap"
+
+def left_out(df:pd.DataFrame, # one row per run
+             arm:str, # the arm
+             metric:str="val_bpb", # the score column
+            )->str: # e.g. "1 failed, 1 degenerate"; "" when every run counts
+    "The arm's runs that the statistics leave out, counted by status (an ok run without a finite score: `no score`)."
+    rows = df[df["arm"] == arm]
+    st = rows["status"].where(rows["status"] != "ok", np.where(np.isfinite(pd.to_numeric(rows[metric], errors="coerce")), "ok", "no score"))
+    counts = st[st != "ok"].value_counts(sort=False)
+    return ", ".join(f"{n} {s}" for s, n in counts.items())
+
 def _verdict(r:dict)->str:
-    if r["n_arm"] == 0: return "no ok runs"
-    if math.isnan(r["p_welch"]): return "too few runs to test: " + r["note"]
+    if r["n_arm"] == 0: return "no ok runs" + (f" ({r['left_out']})" if r.get("left_out") else "")
     d = f"{r['delta_bpb']:+.4f} bpb" + ("" if math.isnan(r["delta_nats"]) else f" ({r['delta_nats']:+.4f} nat)")
+    if r.get("fits") is False:
+        p = "" if math.isnan(r["p_welch"]) else f", p={r['p_welch']:.2g}"
+        return f"does not fit ({r['cap']}): no record or leaderboard verdict; {d}{p}"
+    if math.isnan(r["p_welch"]): return "too few runs to test: " + r["note"]
     if r["challenge_pass"]: return f"record-grade: {d}, beats the {CHALLENGE_MIN_NATS}-nat bar at p={r['p_challenge']:.2g}"
     if r["leaderboard_pass"]:
         bar = "" if math.isnan(r["p_challenge"]) else f"; not record-grade (bar p={r['p_challenge']:.2g})"
@@ -188,18 +220,25 @@ def compare_to_control(df:pd.DataFrame, # one row per run
         w = welch_one_sided(runs[metric], ctrl[metric])
         pr = paired_one_sided(arm_seed[seeds], ctrl_seed[seeds])
         ch = welch_one_sided(runs[metric], ctrl[metric], margin=bar) if not math.isnan(bar) else TTest(_NAN, _NAN, _NAN)
-        if w.note: notes.append(w.note)
+        if not len(runs): pass  # the verdict says why: no ok runs
+        elif w.note: notes.append(w.note)
         elif pr.note: notes.append("paired: " + pr.note)
         r = dict(arm=arm, n_arm=len(runs), n_control=len(ctrl), n_pairs=len(seeds),
                  mean_arm=runs[metric].mean() if len(runs) else _NAN, mean_control=ctrl[metric].mean(),
                  delta_bpb=delta, delta_nats=delta * LN2 / tpb, p_welch=w.p, p_paired=pr.p,
-                 bar_bpb=bar, p_challenge=ch.p, challenge_pass=bool(ch.p < CHALLENGE_ALPHA),
-                 leaderboard_pass=bool(w.p < LEADERBOARD_ALPHA), note="; ".join(notes))
+                 bar_bpb=bar, p_challenge=ch.p, fits=runs_fit(runs) if len(runs) else None,
+                 left_out=left_out(df, arm, metric), note="; ".join(notes))
+        fits = r["fits"] is not False  # an arm over the cap passes neither rule, whatever its p
+        r.update(challenge_pass=fits and bool(ch.p < CHALLENGE_ALPHA), leaderboard_pass=fits and bool(w.p < LEADERBOARD_ALPHA),
+                 cap=_cap_text(runs) if not fits else "")
+        if runs_fit(ctrl) is False: r["note"] = "; ".join(filter(None, [r["note"], f"the control does not fit ({_cap_text(ctrl)})"]))
         r["verdict"] = _verdict(r)
         rows.append(r)
     cols = ["arm", "n_arm", "n_control", "n_pairs", "mean_arm", "mean_control", "delta_bpb", "delta_nats", "p_welch",
-            "p_paired", "bar_bpb", "p_challenge", "challenge_pass", "leaderboard_pass", "verdict", "note"]
-    return pd.DataFrame(rows, columns=cols).set_index("arm")
+            "p_paired", "bar_bpb", "p_challenge", "challenge_pass", "leaderboard_pass", "fits", "left_out", "verdict", "note"]
+    out = pd.DataFrame(rows, columns=cols).set_index("arm")
+    out["fits"] = out["fits"].astype(object)  # True, False or None, as Python values
+    return out
 
 # %% ../../nbs/lab/stats.ipynb #4950b680
 def welch_ci(a:np.ndarray, # one arm's values
@@ -228,14 +267,26 @@ def control_arm(df:pd.DataFrame, # a results table
 def arm_table(df:pd.DataFrame, # a results table (one row per run)
               control:str|None=None, # the control arm (default: the rows flagged `is_control`)
               metric:str="val_bpb", # the score column (lower is better)
-             )->pd.DataFrame: # one row per arm with ok runs, the control first
-    "Per arm: n, mean, sd and CI of `metric`, and (with a control) its delta, one-sided Welch p and verdict."
+             )->pd.DataFrame: # one row per arm of the table, the control first, arms without ok runs last
+    "Per arm: n, mean, sd and CI of `metric` over its ok runs, whether it fits, the runs left out, and (with a control) its delta, one-sided Welch p and verdict."
     s = arm_summary(df, metric)[["n", "mean", "sd", "ci_low", "ci_high"]]
+    arms = list(s.index) + [a for a in pd.unique(df["arm"]) if a not in s.index]  # an arm with no ok run stays visible
+    s = s.reindex(arms).rename_axis("arm"); s["n"] = s["n"].fillna(0).astype(int)
+    ok = ok_runs(df, metric)
+    fits = {a: runs_fit(ok[ok["arm"] == a]) if a in set(ok["arm"]) else None for a in arms}
+    extra = pd.DataFrame({"fits": pd.Series(fits, dtype=object), "left_out": pd.Series({a: left_out(df, a, metric) for a in arms})})
     control = control_arm(df, control)
-    if control is None or control not in s.index: return s
-    cmp = compare_to_control(df, control, metric)[["delta_bpb", "p_welch", "verdict"]]
-    out = s.join(cmp, how="left")
-    out.loc[control, "verdict"] = "control"
+    if control is None or control not in arms: return s.join(extra)
+    if control in set(ok["arm"]):
+        cmp = compare_to_control(df, control, metric)[["delta_bpb", "p_welch", "verdict"]]
+        ctrl = "control" + (f" (does not fit: {_cap_text(ok[ok['arm'] == control])})" if fits[control] is False else "")
+    else:
+        cmp = pd.DataFrame({"delta_bpb": np.nan, "p_welch": np.nan, "verdict": "no comparison: the control has no ok run"},
+                           index=pd.Index([a for a in arms if a != control], name="arm"))
+        ctrl = "control: no ok runs" + (f" ({extra.loc[control, 'left_out']})" if extra.loc[control, "left_out"] else "")
+    out = s.join(cmp, how="left").join(extra)
+    out.loc[control, "verdict"] = ctrl
+    out = out[["n", "mean", "sd", "ci_low", "ci_high", "delta_bpb", "p_welch", "fits", "left_out", "verdict"]]
     return out.loc[[control] + [a for a in out.index if a != control]]
 
 # %% ../../nbs/lab/stats.ipynb #18e88211
