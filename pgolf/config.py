@@ -516,6 +516,13 @@ def validate(cfg:Config)->Config:
              f"eval.batch_tokens={e.batch_tokens} gives each process {e.batch_tokens // s.grad_accum_base} tokens per eval batch "
              f"(eval.batch_tokens // schedule.grad_accum_base), fewer than one eval window of {eval_seq}; set eval.batch_tokens "
              f">= {eval_seq * s.grad_accum_base}")
+    need(s.gptq_reserve_seconds == 0 or (s.max_wallclock_seconds > 0 and s.gptq_reserve_seconds < s.max_wallclock_seconds),
+         f"schedule.gptq_reserve_seconds={s.gptq_reserve_seconds} is held back from the training wallclock: it needs "
+         f"schedule.max_wallclock_seconds > 0 and must be smaller than it (got {s.max_wallclock_seconds})")
+    o = cfg.optim
+    need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)
+         f"optim.muon_backend_steps={o.muon_backend_steps}: optim.muon_coeffs=polar_express has one triple for each of "
+         "5 steps; use at most 5 (04-23 runs 5)")
     w, t = s.max_wallclock_seconds, cfg.launch.timeout_seconds
     need(t == 0 or w == 0 or t > w, f"launch.timeout_seconds={t} would kill the run before schedule.max_wallclock_seconds={w} "
          f"ends its training; set it above {w}, or to 0 (derived from the schedule)")
@@ -597,15 +604,18 @@ register_preset("r0401", "baseline", {
     "model.ortho_proj_scale": False, "schedule.train_seq_len": 2048, "data.variant": "sp4096"}, _ARCH.format("2026-04-01_Vocab4096_MLPMult4_WD085"))
 register_preset("r0403", "r0401", {
     "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 2, "model.loop_enable_step": 3000,
-    "model.loop_skip_weights": "physical"},
-    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); it loops from step 3000 (RECUR_START_STEP)"))
+    "model.loop_skip_weights": "physical", "schedule.gptq_reserve_seconds": 10.0},
+    _ARCH.format("2026-04-03_MuonEqR_DepthRecurrence_WD090_AllInt6 (1.0912); it loops from step 3000 (RECUR_START_STEP) "
+                 "and holds 10 s of its wallclock back for GPTQ"))
 register_preset("r0404", "r0403", {
     "model.qk_gain_init": 5.0, "model.parallel_residual": "lanes", "model.parallel_start": 7,
     "model.parallel_skip_lane": "dropped"},
     _ARCH.format("2026-04-04_SP4096_DepthRecurrence_ParallelResid_MuonEqR (1.0897)"))
 register_preset("r0405", "r0401", {
     "model.vocab_size": 8192, "model.ve_layers": "", "model.loop_start": 4, "model.loop_end": 5, "model.loop_passes": 3,
-    "model.loop_enable_frac": 0.5, "data.variant": "sp8192"}, _ARCH.format("2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2 (1.0856)"))
+    "model.loop_enable_frac": 0.5, "data.variant": "sp8192", "schedule.gptq_reserve_seconds": 12.0},
+    _ARCH.format("2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2 (1.0856); its loop fraction counts against 600 s "
+                 "minus a 12 s GPTQ reserve (effective=588000ms in its logs)"))
 register_preset("r0406", "r0405", {
     "model.loop_enable_frac": 0.0, "model.loop_phase_fracs": "0.5,0.65", "model.parallel_residual": "gptj",
     "model.parallel_start": 7},
