@@ -117,8 +117,8 @@ class ScheduleCfg:
     warmup_steps: int = 20           # WARMUP_STEPS: compile-priming steps, rolled back (not an LR warmup)
     warmdown_iters: int = 1200       # WARMDOWN_ITERS, converted to wallclock via the mean step time
     max_wallclock_seconds: float = 600.0  # MAX_WALLCLOCK_SECONDS (0 = stop by iterations)
-    gptq_reserve_seconds: float = 0.0  # GPTQ_RESERVE_SECONDS: the records' training fractions are of the wallclock minus
-                                     # this (10 in 04-03/04-04, 12 in 04-05..04-09); today only the recurrence switch reads it
+    gptq_reserve_seconds: float = 0.0  # GPTQ_RESERVE_SECONDS: held back from the wallclock for post-training work; training
+                                     # stops, warms down and counts its fractions against the rest (10 in 04-03/04-04, 12 in 04-05..04-09)
     val_loss_every: int = 1000       # VAL_LOSS_EVERY (0 = only at the end)
     train_log_every: int = 200       # TRAIN_LOG_EVERY
 
@@ -427,7 +427,7 @@ def parse_layers(key:str, # the config key, for the error message
     return out
 
 def _validate_techniques(m:ModelCfg, need):
-    "Cross-field rules of the architecture techniques: impossible values and techniques that need another."
+    "Cross-field rules of the architecture techniques (single-key ranges are in `RANGES`): impossible combinations and techniques that need another."
     L, hd = m.num_layers, m.model_dim // m.num_heads
     need(0 <= m.xsa_last_n <= L, f"model.xsa_last_n={m.xsa_last_n} asks for XSA on more layers than exist "
          f"(model.num_layers={L}); use 0..{L} ({L} = all)")
@@ -436,7 +436,6 @@ def _validate_techniques(m:ModelCfg, need):
     need(m.bigram_form == "v1" or m.bigram_scale_init == ModelCfg.bigram_scale_init,
          f"model.bigram_scale_init={m.bigram_scale_init} has no effect with model.bigram_form=v0 (the 03-19 form has no "
          "scale); leave it at its default or use model.bigram_form=v1")
-    need(m.bigram_dim > 0, f"model.bigram_dim must be positive, got {m.bigram_dim}")
     need(not m.bigram_bos_reset or m.bigram_buckets > 0, "model.bigram_bos_reset needs BigramHash: set model.bigram_buckets")
     need(not m.smear_bos_fix or m.smear_gate != "off", "model.smear_bos_fix needs a SmearGate: set model.smear_gate to v0, v1 or v2")
     need(0 <= m.bos_id < m.vocab_size, f"model.bos_id={m.bos_id} is not a token id (model.vocab_size={m.vocab_size})")
@@ -445,22 +444,17 @@ def _validate_techniques(m:ModelCfg, need):
          f"model.rope_dims={m.rope_dims} must be 0 (all) or an even number of dims in 2..head_dim={hd}")
     need(m.rope_dims in (0, hd) or m.rope_dims > 2 or m.rope_train_seq_len == 0,
          "NTK scaling uses the exponent rd/(rd-2): model.rope_dims=2 cannot be NTK-scaled (set model.rope_train_seq_len=0)")
-    need(m.rope_train_seq_len >= 0, f"model.rope_train_seq_len must be >= 0, got {m.rope_train_seq_len}")
     need(0 <= m.attn_off_layers < L, f"model.attn_off_layers={m.attn_off_layers} must leave at least one attention layer "
          f"(model.num_layers={L})")
     ve = parse_layers("model.ve_layers", m.ve_layers, L)
-    need(m.ve_dim > 0, f"model.ve_dim must be positive, got {m.ve_dim}")
     need(all(i >= m.attn_off_layers for i in ve), f"model.ve_layers={m.ve_layers!r} includes a layer whose attention is "
          f"off (model.attn_off_layers={m.attn_off_layers}); a value embedding needs the layer's attention")
     need(m.vrl == "off" or L - m.attn_off_layers >= 2, "model.vrl needs at least two attention layers")
     need(not m.skip_gates or m.unet_skips, "model.skip_gates gates the U-Net skips: it needs model.unet_skips=true")
-    need(m.loop_passes >= 1, f"model.loop_passes must be >= 1 (1 = no recurrence), got {m.loop_passes}")
     if m.loop_passes > 1:
         need(0 <= m.loop_start <= m.loop_end < L, f"depth recurrence needs 0 <= model.loop_start <= model.loop_end < "
              f"model.num_layers={L}; got loop_start={m.loop_start}, loop_end={m.loop_end}")
-    need(0 <= m.loop_enable_frac < 1, f"model.loop_enable_frac must be in [0, 1), got {m.loop_enable_frac}")
     need(m.loop_enable_frac == 0 or m.loop_passes > 1, "model.loop_enable_frac needs depth recurrence: set model.loop_passes > 1")
-    need(m.loop_enable_step >= 0, f"model.loop_enable_step must be >= 0 (0 = not by step), got {m.loop_enable_step}")
     need(m.loop_enable_step == 0 or m.loop_passes > 1, "model.loop_enable_step needs depth recurrence: set model.loop_passes > 1")
     try: phases = [float(t) for t in m.loop_phase_fracs.replace(" ", "").split(",") if t != ""]
     except ValueError: raise ConfigError(f"config key 'model.loop_phase_fracs' is {m.loop_phase_fracs!r}; give comma-separated "
@@ -516,9 +510,9 @@ def validate(cfg:Config)->Config:
              f"eval.batch_tokens={e.batch_tokens} gives each process {e.batch_tokens // s.grad_accum_base} tokens per eval batch "
              f"(eval.batch_tokens // schedule.grad_accum_base), fewer than one eval window of {eval_seq}; set eval.batch_tokens "
              f">= {eval_seq * s.grad_accum_base}")
-    need(s.gptq_reserve_seconds == 0 or (s.max_wallclock_seconds > 0 and s.gptq_reserve_seconds < s.max_wallclock_seconds),
-         f"schedule.gptq_reserve_seconds={s.gptq_reserve_seconds} is held back from the training wallclock: it needs "
-         f"schedule.max_wallclock_seconds > 0 and must be smaller than it (got {s.max_wallclock_seconds})")
+    need(s.max_wallclock_seconds == 0 or s.gptq_reserve_seconds < s.max_wallclock_seconds,  # without a cap it is unused
+         f"schedule.gptq_reserve_seconds={s.gptq_reserve_seconds} is held back from schedule.max_wallclock_seconds="
+         f"{s.max_wallclock_seconds} (training stops that much earlier): it must be smaller")
     o = cfg.optim
     need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)
          f"optim.muon_backend_steps={o.muon_backend_steps}: optim.muon_coeffs=polar_express has one triple for each of "

@@ -154,7 +154,7 @@ class GPT(nn.Module):
         return layer_order(self.cfg.num_layers, self.cfg.loop_start, self.cfg.loop_end, self.passes)
 
     def embed(self, input_ids:Tensor)->Tensor:
-        "Token embedding → RMSNorm, with BigramHash added before the norm and SmearGate (v2 before, v1 after it)."
+        "Token embedding → RMSNorm, with BigramHash added before the norm and SmearGate (v0 and v2 before, v1 after it)."
         x = self.tok_emb(input_ids)
         if self.bigram is not None: x = x + self.bigram(input_ids)
         if self.smear is not None and self.smear.pre_norm: x = self.smear(x, input_ids)

@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import pgolf
-from .config import Config, ConfigError, resolve, override, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
+from .config import Config, ScheduleCfg, ConfigError, resolve, override, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
 from .techniques.muon import Muon, muon_momentum_at
@@ -28,10 +28,10 @@ from .evaluate import eval_standard, eval_sliding
 from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, code_bytes
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'grad_accum_steps', 'accumulate', 'Dist',
-           'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
-           'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'any_rank', 'unigram_flag',
-           'evaluate', 'run', 'parse_args', 'main']
+__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'train_budget_ms', 'grad_accum_steps',
+           'accumulate', 'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha',
+           'cpu_name', 'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks',
+           'any_rank', 'unigram_flag', 'evaluate', 'run', 'parse_args', 'main']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -92,6 +92,11 @@ def lr_multiplier(step:int, # optimizer steps done
     warmdown_ms = warmdown_iters * elapsed_ms / max(step, 1)
     remaining_ms = max(max_wallclock_ms - elapsed_ms, 0.0)
     return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
+
+# %% ../nbs/04_train.ipynb #c7e1a0b1
+def train_budget_ms(s:ScheduleCfg)->float|None:
+    "The training time budget: the wallclock cap minus the GPTQ reserve, in ms (None: no cap, stop by iterations)."
+    return 1000.0 * (s.max_wallclock_seconds - s.gptq_reserve_seconds) if s.max_wallclock_seconds > 0 else None
 
 # %% ../nbs/04_train.ipynb #37a7870f
 def grad_accum_steps(cfg:Config, world_size:int)->int:
@@ -238,13 +243,19 @@ def check_finite(value:float, # the loss, a Python number
     v = f"{value}" if not math.isfinite(value) else "not finite on another rank"
     raise NonFiniteLoss(f"{what} is {v} at step {step}; the run stopped there (it diverged: try lower learning rates)")
 
+def max_over_ranks(values:list, # per value, this rank's int, bool or 0-d tensor
+                   d:Dist, # where this process sits
+                  )->list[int]: # per value: its maximum over every rank
+    "The maximum of each value over every rank, in one all-reduce (one host sync), so that every rank takes the same branch."
+    t = torch.stack([torch.as_tensor(f, device=d.device).reshape(()).to(torch.int32) for f in values])
+    if d.distributed: dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [int(v) for v in t.tolist()]
+
 def any_rank(flags:list, # per flag, this rank's bool or 0-d tensor (True: raised here)
              d:Dist, # where this process sits
             )->list[bool]: # per flag: raised on at least one rank
     "OR each flag over every rank in one all-reduce (one host sync), so that every rank takes the same branch."
-    t = torch.stack([torch.as_tensor(f, device=d.device).reshape(()).to(torch.int32) for f in flags])
-    if d.distributed: dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+    return [bool(v) for v in max_over_ranks(flags, d)]
 
 def unigram_flag(val_bpb:float, # the run's score (the reloaded artifact's)
                  unigram_bpb:float, # the validation split's unigram entropy (`pgolf.bpb.unigram_bpb`)
@@ -384,7 +395,11 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
         log(f"warmup {s.warmup_steps} steps in {out['warmup_seconds']:.1f}s (rolled back)")
 
     # --- the loop
-    max_ms = 1000.0 * s.max_wallclock_seconds if s.max_wallclock_seconds > 0 else None
+    max_ms = train_budget_ms(s)   # the records stop and warm down at the wallclock minus the GPTQ reserve
+    if max_ms is not None and s.gptq_reserve_seconds > 0:
+        out["gptq_reserve_seconds"] = s.gptq_reserve_seconds
+        log(f"training stops at {max_ms:.0f}ms: {s.max_wallclock_seconds:.0f}s minus a {s.gptq_reserve_seconds:.0f}s GPTQ reserve")
+    next_passes = base.passes
     train_ms, step, stop_after, val = 0.0, 0, None, {}
     bar = None
     if progress and d.master:
@@ -405,8 +420,8 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
         if last: break
         elapsed = train_ms + 1000 * (time.perf_counter() - t0)
         mult = lr_multiplier(step, elapsed, s.iterations, s.warmdown_iters, max_ms)
-        if delayed_loop and (p := active_passes(cfg, step, elapsed, base.passes)) != base.passes:
-            base.passes = p                    # recurrence on, or one more pass (the reserve counts: loop_frac)
+        if next_passes != base.passes:         # recurrence on, or one more pass, decided with every rank (below)
+            base.passes = p = next_passes
             out.setdefault("loop_enabled_step", step); out.setdefault("loop_switches", []).append([step, p])
             log(f"step {step}: depth recurrence on, virtual layers {base.layer_order()} ({p} passes)", console=bar is None)
         zero_grad()
@@ -430,7 +445,9 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
                        tokens_seen=step * s.train_batch_tokens)
             if bar: bar.set_postfix(loss=f"{tl:.4f}", **({"val_bpb": f"{val['val_bpb']:.4f}"} if val else {}))
         if bar: bar.update(1)
-        capped, diverged = any_rank([stop_after is None and max_ms is not None and now_ms >= max_ms, ~torch.isfinite(loss)], d)
+        wanted = active_passes(cfg, step, now_ms, base.passes) if delayed_loop else base.passes   # the reserve counts: loop_frac
+        capped, diverged, next_passes = max_over_ranks(
+            [stop_after is None and max_ms is not None and now_ms >= max_ms, ~torch.isfinite(loss), wanted], d)
         if diverged: check_finite(loss.item(), "train loss", step, flagged=True)  # every rank stops here, together
         if capped: stop_after = step
     if bar: bar.close()
@@ -501,9 +518,13 @@ def main(argv=None):
              progress=not a.no_progress)
     except Exception as e:  # the traceback is in train.log (rank 0); the last line a user sees is the message
         rank = int(os.environ.get("RANK", 0))
-        if not a.run_dir or (rank != 0 and not isinstance(e, NonFiniteLoss)): traceback.print_exc()  # no train.log holds it
+        logged = bool(a.run_dir) and (Path(a.run_dir) / "train.log").exists()   # a failure before the log opened has none
+        if not logged or (rank != 0 and not isinstance(e, NonFiniteLoss)): traceback.print_exc()  # no train.log holds it
         if rank == 0:
-            if a.run_dir: print(f"(the traceback is in {Path(a.run_dir) / 'train.log'})", file=sys.stderr)
+            if a.run_dir and not (Path(a.run_dir) / "result.json").exists():  # failed before `run` could write it
+                Path(a.run_dir).mkdir(parents=True, exist_ok=True)
+                write_json(Path(a.run_dir) / "result.json", {"status": "failed", "error": f"{type(e).__name__}: {e}"})
+            if logged: print(f"(the traceback is in {Path(a.run_dir) / 'train.log'})", file=sys.stderr)
             print(f"pgolf.train failed: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
 
