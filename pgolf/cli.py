@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse, json, sys, warnings
 from pathlib import Path
 from .config import ConfigError, ConfigWarning, PRESETS, resolve, load_overrides_file, parse_overrides, config_hash, config_diff, flatten
-from .lab.runs import launch, run_name, RunFailed
+from .lab.runs import launch, run_name, over_cap, RunFailed, DONE_STATUSES
 
 # %% auto #0
 __all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate', 'cmd_results',
@@ -25,15 +25,15 @@ def _resolve_args(a)->tuple:
 
 def summary(res:dict)->str:
     "The few lines a run ends with."
-    if res.get("status") not in ("ok", "degenerate"): return f"run failed: {res.get('error')}"
+    if res.get("status") not in DONE_STATUSES: return f"run failed: {res.get('error')}"
     lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after int8+{res.get('compressor', 'zlib')} roundtrip {res['val_bpb']:.4f}"
              f"   (val_loss {res['val_loss']:.4f} nats)"]
     if "val_unigram_bpb" in res: lines.append(f"reference unigram entropy of the val split: {res['val_unigram_bpb']:.4f} bpb")
     lines.append(f"bytes     model {res['model_bytes']:,} + code {res['code_bytes']:,} = {res['total_bytes']:,}"
-                 f"   headroom {res['headroom_bytes']:,} of {res.get('size_cap_bytes', 16_000_000):,}")
+                 f"   headroom {res['headroom_bytes']:,} of {res.get('size_cap_bytes') or res['total_bytes'] + res['headroom_bytes']:,}")
     lines.append(f"steps     {res['steps']} in {res['train_seconds']:.1f}s ({res['ms_per_step']:.1f} ms/step), "
                  f"eval {res['eval_seconds']:.1f}s on {res['device_count']}x {res['device']}")
-    if res.get("fits") is False: lines.append(f"DOES NOT FIT: {-res['headroom_bytes']:,} bytes over the cap (no record or leaderboard verdict)")
+    if over := over_cap(res): lines.append(f"DOES NOT FIT: {over} (no record or leaderboard verdict)")
     if res.get("status") == "degenerate": lines.append(f"DEGENERATE: {res.get('flag')}: it learned nothing beyond the token frequencies")
     return "\n".join(lines)
 

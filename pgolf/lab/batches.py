@@ -10,7 +10,7 @@ import contextlib, json, os, signal, socket, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 from ..config import from_dict
-from .runs import read_result, run_timeout, artifact_problem, DONE_STATUSES
+from .runs import read_result, run_timeout, over_cap, DONE_STATUSES
 from .guard import guarded, stop_stale
 from .plans import Plan, RunSpec, load_plan, expanded, runs_of
 from .results import collect_results, save_results, run_status, read_json
@@ -272,10 +272,11 @@ def why_run(run:RunSpec, # a run of the batch
     "Why the run is still to do: pending, failed (if `retry_failed`), interrupted, or finished with an artifact that is missing or changed."
     rd = Path(batch_dir) / "runs" / run.run_id
     res = read_json(rd / "result.json")
-    status, error = run_status(res, run.config_hash)
+    status, error = run_status(res, run.config_hash, rd)
     if status == "pending": return "pending"
     if status == "failed": return (INTERRUPTED if error == INTERRUPTED else "failed") if retry_failed or error == INTERRUPTED else None
-    return artifact_problem(rd, res)  # ok or degenerate: done, if its artifact is the file it was measured on
+    if status == "stale": return error  # finished, but its artifact is missing or is not the file it was measured on
+    return None  # ok or degenerate, with its artifact intact: done
 
 def needs_run(run:RunSpec, # a run of the batch
               batch_dir:Path, # the batch
@@ -285,19 +286,12 @@ def needs_run(run:RunSpec, # a run of the batch
     return why_run(run, batch_dir, retry_failed) is not None
 
 def batch_status(batch_dir:Path|str, runs:list[RunSpec])->dict:
-    "run_id -> ok / degenerate / failed / pending, or stale (finished, but its artifact is missing or changed: to run again)."
+    "run_id -> ok / degenerate / failed / pending / stale (finished, but its artifact is missing or changed: to run again), as `run_status` says."
     out = {}
     for r in runs:
-        rd = Path(batch_dir) / "runs" / r.run_id; res = read_json(rd / "result.json")
-        s = run_status(res, r.config_hash)[0]
-        out[r.run_id] = "stale" if s in DONE_STATUSES and artifact_problem(rd, res) else s
+        rd = Path(batch_dir) / "runs" / r.run_id
+        out[r.run_id] = run_status(read_json(rd / "result.json"), r.config_hash, rd)[0]
     return out
-
-def _over_cap(res)->str:
-    "'does not fit: ...' for a result whose artifact is over the cap, else ''."
-    if res.get("fits") is not False: return ""
-    tot, cap = res.get("total_bytes"), res.get("size_cap_bytes") or (res.get("total_bytes", 0) + res.get("headroom_bytes", 0))
-    return f"  DOES NOT FIT: {tot:,} bytes, {tot - cap:,} over the {cap:,}-byte cap" if tot is not None else "  DOES NOT FIT the size cap"
 
 def _line(i, n, r, res, secs)->str:
     "The batch's line for a finished run."
@@ -305,7 +299,8 @@ def _line(i, n, r, res, secs)->str:
     if s in DONE_STATUSES:
         warn = f"  (but run.ipynb failed: {res['notebook_error'][:200]})" if res.get("notebook_error") else ""
         flag = f"  {res.get('flag')}: left out of the statistics" if s == "degenerate" else ""
-        return f"[{i}/{n}] {s if s == 'ok' else s.upper():<7} {r.run_id}  val_bpb {res.get('val_bpb', float('nan')):.4f}{flag}{_over_cap(res)}  ({secs:.0f}s){warn}"
+        flag += f"  DOES NOT FIT: {over}" if (over := over_cap(res)) else ""
+        return f"[{i}/{n}] {s if s == 'ok' else s.upper():<7} {r.run_id}  val_bpb {res.get('val_bpb', float('nan')):.4f}{flag}  ({secs:.0f}s){warn}"
     why = " ".join(str(res.get("error")).split())[:300]
     return f"[{i}/{n}] FAILED  {r.run_id}  {why}  ({secs:.0f}s; see runs/{r.run_id}/launch.log and train.log)"
 

@@ -13,7 +13,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 from ..export import SIZE_CAP_BYTES, LEDGER_GROUPS
-from .stats import arm_summary, compare_to_control, ok_runs, welch_ci, control_arm, CHALLENGE_MIN_NATS
+from .runs import DONE_STATUSES, present
+from .stats import arm_summary, arm_fits, compare_to_control, ok_runs, welch_ci, control_arm, CHALLENGE_MIN_NATS
 
 # %% auto #0
 __all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'REPORT_CSS', 'arm_order',
@@ -98,7 +99,7 @@ def plot_delta_vs_control(df:pd.DataFrame, # a results table (`load_results`)
     ok = ok_runs(df, metric); control = control_arm(df, control)
     if control is None or control not in set(ok["arm"]): raise ValueError(f"no finished runs of the control arm {control!r}")
     arms = [a for a in arm_order(ok, control) if a != control]
-    cmp = compare_to_control(ok, control, metric=metric)
+    cmp = compare_to_control(df, control, metric=metric)  # the whole table: a degenerate run's bytes count for `fits`
     base = ok.loc[ok["arm"] == control, metric].to_numpy(float)
     fig = Figure(figsize=(8.5, 2.4 + 0.6 * max(len(arms), 1)), layout="constrained")
     ax = fig.subplots()
@@ -185,10 +186,11 @@ def _mb(v, _=None)->str: return f"{v:g}"
 def plot_tradeoff(df:pd.DataFrame, # a results table (`load_results`)
                   control:str|None=None, # the control arm (default: the rows flagged `is_control`)
                   metric:str="val_bpb", # the score on the y axis
-                  cap:int=SIZE_CAP_BYTES, # the size cap, drawn as a red line
                  )->Figure:
     "Mean `metric` against mean artifact bytes per arm, coloured by ms/step, with the seeds, the Pareto front and the cap."
     ok = ok_runs(df, metric); control = control_arm(df, control)
+    done = df[df["status"].isin(DONE_STATUSES)]
+    caps = sorted({int(c) for c in done.get("size_cap_bytes", pd.Series(dtype=object)) if present(c)}) or [SIZE_CAP_BYTES]
     arms = arm_order(ok, control)
     g = ok.groupby("arm", sort=False).agg(bytes=("total_bytes", "mean"), bpb=(metric, "mean"), ms=("ms_per_step", "mean")).reindex(arms)
     fig = Figure(figsize=(8.5, 5), layout="constrained")
@@ -198,14 +200,14 @@ def plot_tradeoff(df:pd.DataFrame, # a results table (`load_results`)
                     zorder=4, gid="arms")
     fig.colorbar(sc, ax=ax, label="ms/step (mean over seeds)")
     for a, r in g.iterrows():
-        over = r["bytes"] > cap
+        over = arm_fits(df, a, cap=caps[0] if len(caps) == 1 else None) is False  # the verdicts' rule, not the mean
         ax.annotate(a + (" (over the cap)" if over else ""), (r["bytes"] / 1e6, r["bpb"]), xytext=(8, 6),
                     textcoords="offset points", fontsize=9, color="#d62728" if over else "black",
                     fontweight="bold" if a == control else "normal")
     f = pareto_front(g)
     ax.plot(f["bytes"] / 1e6, f["bpb"], ls=":", color="black", lw=1.2, zorder=3, gid="front", label="Pareto front")
-    ax.axvline(cap / 1e6, color="#d62728", lw=1.5, zorder=1, gid="cap", label=f"cap: {cap:,} bytes")
-    if ok["total_bytes"].max() < cap / 4:
+    for cap in caps: ax.axvline(cap / 1e6, color="#d62728", lw=1.5, zorder=1, gid="cap", label=f"cap: {cap:,} bytes")
+    if ok["total_bytes"].max() < min(caps) / 4:
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5))); ax.xaxis.set_minor_formatter(FuncFormatter(lambda *a: ""))
     ax.xaxis.set_major_formatter(FuncFormatter(_mb))

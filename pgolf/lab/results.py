@@ -10,14 +10,14 @@ import json, math, os
 from pathlib import Path
 import pandas as pd
 from ..config import flatten, valid_keys
+from .runs import DONE_STATUSES, artifact_problem, present, over_cap
 
 # %% auto #0
-__all__ = ['STATUSES', 'ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
+__all__ = ['ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
            'read_expanded', 'read_json', 'run_status', 'config_columns', 'collect_results', 'save_results',
            'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'status_notes', 'format_results']
 
 # %% ../../nbs/lab/results.ipynb #1bb39a51
-STATUSES = ("ok", "degenerate", "failed", "pending")  # a run's status: see *Reading a batch*
 ID_COLUMNS = ["arm", "seed", "is_control", "run_id", "config_hash", "status", "error", "flag"]  # who the run is, how it ended
 METRIC_COLUMNS = ["val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb", "steps",
                   "stopped_by", "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "model_bytes",
@@ -47,16 +47,18 @@ def read_json(path:Path)->dict|None:
 
 def run_status(result:dict|None, # the run's result.json (None: none yet)
                config_hash:str, # the hash the batch expects
+               run_dir:Path|str|None=None, # the run's directory, to check its artifact (None: not checked)
               )->tuple:
-    "(status, error): ('ok', None), ('degenerate', None), ('failed', why) or ('pending', None)."
+    "(status, error): ('ok', None), ('degenerate', None), ('stale', why), ('failed', why) or ('pending', None)."
     if not result: return "pending", None
     if result.get("config_hash") not in (None, config_hash):
         return "failed", f"result.json is for config {result.get('config_hash')}, not {config_hash}"
     status = result.get("status")
-    if status in ("ok", "degenerate"):
+    if status in DONE_STATUSES:
         if result.get("config_hash") != config_hash: return "failed", "result.json has no config_hash"
         bpb = result.get("val_bpb")
         if isinstance(bpb, (int, float)) and not math.isfinite(bpb): return "failed", f"val_bpb is {bpb}: the run scored no finite number"
+        if run_dir is not None and (why := artifact_problem(run_dir, result)): return "stale", why
         return status, None
     return "failed", result.get("error") or "failed (no error recorded)"
 
@@ -83,9 +85,9 @@ def collect_results(batch_dir:Path|str, # a batch directory (holds plan.expanded
     batch_dir = Path(batch_dir); exp = read_expanded(batch_dir); ccols = config_columns(exp); rows = []
     for r in exp["runs"]:
         rd = batch_dir / "runs" / r["run_id"]
-        res = read_json(rd / "result.json"); status, error = run_status(res, r["config_hash"])
+        res = read_json(rd / "result.json"); status, error = run_status(res, r["config_hash"], rd)
         cfg = flatten(r["config"]); res = res or {}
-        done = status in ("ok", "degenerate")  # a failed run's partial numbers would pass for results
+        done = status in DONE_STATUSES  # a failed run's partial numbers (or a stale one's) would pass for results
         row = {"arm": r["arm"], "seed": r["seed"], "is_control": r["is_control"], "run_id": r["run_id"],
                "config_hash": r["config_hash"], "status": status, "error": error, "flag": res.get("flag") if done else None}
         row.update({k: cfg.get(k) for k in ccols})
@@ -148,22 +150,18 @@ def bytes_breakdown(batch_dir:Path|str)->pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../../nbs/lab/results.ipynb #c20da19c
-def _present(v)->bool: return v is not None and not (isinstance(v, float) and math.isnan(v)) and v is not pd.NA
-
 def status_notes(df:pd.DataFrame, # from `collect_results` or `load_results`
                 )->list[str]: # one line per run that is not a plain ok result, then the pending count
-    "What a reader must know about the runs that are not plain ok results: failed, degenerate, over the cap, pending."
+    "What a reader must know about the runs that are not plain ok results: failed, degenerate, stale, over the cap, pending."
     out, pending = [], 0
     for _, r in df.iterrows():
         s, rid = r["status"], r["run_id"]
         if s == "pending": pending += 1
         elif s == "failed": out.append(f"{rid}: failed: {r.get('error')}")
         elif s == "degenerate": out.append(f"{rid}: degenerate, left out of the statistics: {r.get('flag')}")
-        if s in ("ok", "degenerate") and _present(r.get("fits")) and not r["fits"]:
-            total, head = int(r["total_bytes"]), int(r["headroom_bytes"])
-            cap = int(r["size_cap_bytes"]) if _present(r.get("size_cap_bytes")) else total + head
-            out.append(f"{rid}: does not fit: {total:,} bytes, {total - cap:,} over the {cap:,}-byte cap; its arm gets no record "
-                       "or leaderboard verdict")
+        elif s == "stale": out.append(f"{rid}: stale: it finished, but {r.get('error')}; left out of the statistics until `pgolf ablate` "
+                                      "on the plan runs it again")
+        if s in DONE_STATUSES and (over := over_cap(r)): out.append(f"{rid}: does not fit: {over}; its arm gets no record or leaderboard verdict")
     if pending: out.append(f"{pending} run{'s' * (pending > 1)} pending: run `pgolf ablate` on the plan again to finish the batch")
     return out
 
@@ -178,7 +176,7 @@ def format_results(df:pd.DataFrame, # from `collect_results` or `load_results`
         df = df[[c for c in COMPACT_COLUMNS[:3] if c in df] + cfg + [c for c in COMPACT_COLUMNS[3:] if c in df]]
     fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:.4f}") for c in df.columns if "bpb" in c or "loss" in c}
     fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1f}") for c in df.columns if c.endswith(("seconds", "per_step", "mib"))})
-    if "fits" in df: df = df.assign(fits=df["fits"].map(lambda v: ("yes" if v else "NO") if _present(v) else ""))  # True, False, None
+    if "fits" in df: df = df.assign(fits=df["fits"].map(lambda v: ("yes" if v else "NO") if present(v) else ""))  # True, False, None
     df = df.assign(**{c: df[c].map(lambda v: "" if pd.isna(v) else str(int(v))) for c in df.columns if c in INT_COLUMNS})  # no <NA>
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
         table = df.to_string(index=False, formatters=fmt, na_rep="")

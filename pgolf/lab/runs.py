@@ -11,8 +11,9 @@ from pathlib import Path
 from ..config import Config, config_hash, save_config
 
 # %% auto #0
-__all__ = ['DONE_STATUSES', 'run_name', 'read_result', 'file_sha256', 'artifact_problem', 'is_complete', 'torchrun_cmd',
-           'run_timeout', 'run_env', 'RunFailed', 'launch']
+__all__ = ['DONE_STATUSES', 'STATUSES', 'RACY_SECONDS', 'run_name', 'read_result', 'file_sha256', 'artifact_problem',
+           'is_complete', 'present', 'run_fits', 'over_cap', 'torchrun_cmd', 'run_timeout', 'run_env', 'RunFailed',
+           'launch']
 
 # %% ../../nbs/lab/runs.ipynb #7364f28b
 def run_name(cfg:Config, # the resolved config
@@ -28,12 +29,20 @@ def read_result(run_dir:Path|str)->dict|None:
     except (FileNotFoundError, json.JSONDecodeError): return None
 
 DONE_STATUSES = ("ok", "degenerate")  # a run that finished: its numbers are real (a degenerate one learned nothing)
+STATUSES = (*DONE_STATUSES, "failed", "pending", "stale")  # every status a batch shows (see *Results*); stale: finished, but its artifact is missing or changed
+
+RACY_SECONDS = 2.0  # a file changed this recently is hashed but not cached: a rewrite within one filesystem timestamp tick keeps its mtime
+_SHA256 = {}  # (path, size, mtime_ns, inode) -> sha256
 
 def file_sha256(path:Path|str)->str:
-    "The sha256 of a file, read in 1 MiB chunks."
+    "The sha256 of a file, read in 1 MiB chunks; cached by (path, size, mtime, inode) once the file is `RACY_SECONDS` old."
+    p = Path(path).resolve(); st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key in _SHA256: return _SHA256[key]
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(p, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""): h.update(chunk)
+    if time.time_ns() - st.st_mtime_ns > RACY_SECONDS * 1e9: _SHA256[key] = h.hexdigest()
     return h.hexdigest()
 
 def artifact_problem(run_dir:Path|str, # the run's directory
@@ -52,6 +61,34 @@ def is_complete(run_dir:Path|str, cfg:Config|None=None)->bool:
     r = read_result(run_dir)
     return (bool(r) and r.get("status") in DONE_STATUSES and (cfg is None or r.get("config_hash") == config_hash(cfg))
             and artifact_problem(run_dir, r) is None)
+
+# %% ../../nbs/lab/runs.ipynb #18971a25
+def present(v)->bool:
+    "False for a missing value: None, NaN, NaT or pandas' NA (an empty cell of a results table)."
+    if v is None: return False
+    try: return not bool(v != v)  # NaN and NaT are the values that differ from themselves
+    except TypeError: return False  # pandas.NA: `NA != NA` is NA, which has no truth value
+
+def _field(res, key): return v if present(v := res.get(key)) else None
+
+def run_fits(res, # a result.json dict, or a row of a results table
+             cap:int|None=None, # the cap to use where `res` has no `size_cap_bytes`
+            )->bool|None: # None when `res` does not say
+    "Whether a run's artifact fits the size cap: its `fits`, else `headroom_bytes >= 0`, else `total_bytes <= size_cap_bytes`."
+    if (f := _field(res, "fits")) is not None: return bool(f)
+    if (h := _field(res, "headroom_bytes")) is not None: return bool(h >= 0)
+    t, c = _field(res, "total_bytes"), _field(res, "size_cap_bytes") or cap
+    return bool(t <= c) if t is not None and c is not None else None
+
+def over_cap(res, # a result.json dict, or a row of a results table
+             cap:int|None=None, # the cap to use where `res` has no `size_cap_bytes`
+            )->str: # "" when the run fits or does not say
+    "How far a run's artifact is over the size cap, e.g. '16,000,500 bytes, 500 over the 16,000,000-byte cap'."
+    if run_fits(res, cap) is not False: return ""
+    t, h, c = _field(res, "total_bytes"), _field(res, "headroom_bytes"), _field(res, "size_cap_bytes") or cap
+    if c is None and t is not None and h is not None: c = t + h  # headroom = cap - total
+    if t is None or c is None: return "over the size cap"
+    return f"{int(t):,} bytes, {int(t) - int(c):,} over the {int(c):,}-byte cap"
 
 # %% ../../nbs/lab/runs.ipynb #34db5724
 def torchrun_cmd(cfg:Config, # the resolved config

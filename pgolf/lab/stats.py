@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.optimize import brentq
+from .runs import DONE_STATUSES, present, run_fits, over_cap
 
 # %% auto #0
 __all__ = ['LN2', 'CHALLENGE_MIN_NATS', 'CHALLENGE_ALPHA', 'LEADERBOARD_ALPHA', 'REQUIRED_COLUMNS', 'nats_to_bpb', 'bpb_to_nats',
-           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'runs_fit', 'left_out',
-           'compare_to_control', 'welch_ci', 'control_arm', 'arm_table', 'power_one_sided', 'min_detectable_effect',
-           'seeds_needed', 'noise_report']
+           'TTest', 'welch_one_sided', 'paired_one_sided', 'ok_runs', 'arm_summary', 'runs_fit', 'finished_runs',
+           'arm_fits', 'left_out', 'compare_to_control', 'welch_ci', 'control_arm', 'arm_table', 'power_one_sided',
+           'min_detectable_effect', 'seeds_needed', 'noise_report']
 
 # %% ../../nbs/lab/stats.ipynb #ea9f6bda
 LN2 = math.log(2) # nats per bit
@@ -153,23 +154,38 @@ def _check_control(df:pd.DataFrame, ok:pd.DataFrame, control:str):
     if control not in set(ok["arm"]):
         raise ValueError(f"control arm {control!r} has no ok run; arms with ok runs: {sorted(map(str, ok['arm'].unique()))}")
 
-def _present(v)->bool: return v is not None and v is not pd.NA and not (isinstance(v, float) and math.isnan(v))
-
 def runs_fit(runs:pd.DataFrame, # some runs (rows of a results table)
-            )->bool|None: # None when the table does not say
-    "Whether every run fits the size cap: the `fits` column, else `headroom_bytes >= 0`."
-    if "fits" in runs.columns and (v := [bool(x) for x in runs["fits"] if _present(x)]): return all(v)
-    if "headroom_bytes" in runs.columns and len(h := pd.to_numeric(runs["headroom_bytes"], errors="coerce").dropna()):
-        return bool((h >= 0).all())
-    return None
+             cap:int|None=None, # the cap for rows that have no `size_cap_bytes`
+            )->bool|None: # None when no row says
+    "Whether every run of `runs` that says fits the size cap (`pgolf.lab.runs.run_fits`, row by row)."
+    v = [f for _, r in runs.iterrows() if (f := run_fits(r, cap)) is not None]
+    return all(v) if v else None
+
+def finished_runs(df:pd.DataFrame, # one row per run
+                  arm:str, # the arm
+                 )->pd.DataFrame:
+    "The arm's runs that finished (ok or degenerate): the runs whose bytes count."
+    return df[(df["arm"] == arm) & df["status"].isin(DONE_STATUSES)]
+
+def arm_fits(df:pd.DataFrame, # one row per run
+             arm:str, # the arm
+             cap:int|None=None, # the cap for rows that have no `size_cap_bytes`
+            )->bool|None: # None when none of its finished runs says
+    "Whether an arm fits the size cap: every finished run of it (ok or degenerate) fits. The rule of every view."
+    return runs_fit(finished_runs(df, arm), cap)
+
+def _overage(r)->float:
+    "One run's bytes over its cap (-inf when the row does not say)."
+    if present(h := r.get("headroom_bytes")): return -float(h)
+    if present(t := r.get("total_bytes")) and present(c := r.get("size_cap_bytes")): return float(t - c)
+    return -math.inf
 
 def _cap_text(runs:pd.DataFrame)->str:
-    "How far over the cap the worst run of `runs` is, e.g. 'up to 500 bytes over the 16,000,000-byte cap'."
-    if not {"total_bytes", "headroom_bytes"} <= set(runs.columns): return "over the size cap"
-    tot, head = pd.to_numeric(runs["total_bytes"], errors="coerce"), pd.to_numeric(runs["headroom_bytes"], errors="coerce")
-    i = head.idxmin()
-    if not _present(head.get(i)): return "over the size cap"
-    return f"up to {int(-head[i]):,} bytes over the {int(tot[i] + head[i]):,}-byte cap"
+    "How far over the cap the worst run of `runs` is, e.g. 'up to 16,000,500 bytes, 500 over the 16,000,000-byte cap'."
+    over = [r for _, r in runs.iterrows() if run_fits(r) is False]
+    if not over: return "over the size cap"
+    text = over_cap(max(over, key=_overage))
+    return f"up to {text}" if text[:1].isdigit() else text
 
 def left_out(df:pd.DataFrame, # one row per run
              arm:str, # the arm
@@ -226,12 +242,13 @@ def compare_to_control(df:pd.DataFrame, # one row per run
         r = dict(arm=arm, n_arm=len(runs), n_control=len(ctrl), n_pairs=len(seeds),
                  mean_arm=runs[metric].mean() if len(runs) else _NAN, mean_control=ctrl[metric].mean(),
                  delta_bpb=delta, delta_nats=delta * LN2 / tpb, p_welch=w.p, p_paired=pr.p,
-                 bar_bpb=bar, p_challenge=ch.p, fits=runs_fit(runs) if len(runs) else None,
+                 bar_bpb=bar, p_challenge=ch.p, fits=arm_fits(df, arm),
                  left_out=left_out(df, arm, metric), note="; ".join(notes))
         fits = r["fits"] is not False  # an arm over the cap passes neither rule, whatever its p
         r.update(challenge_pass=fits and bool(ch.p < CHALLENGE_ALPHA), leaderboard_pass=fits and bool(w.p < LEADERBOARD_ALPHA),
-                 cap=_cap_text(runs) if not fits else "")
-        if runs_fit(ctrl) is False: r["note"] = "; ".join(filter(None, [r["note"], f"the control does not fit ({_cap_text(ctrl)})"]))
+                 cap=_cap_text(finished_runs(df, arm)) if not fits else "")
+        if arm_fits(df, control) is False:
+            r["note"] = "; ".join(filter(None, [r["note"], f"the control does not fit ({_cap_text(finished_runs(df, control))})"]))
         r["verdict"] = _verdict(r)
         rows.append(r)
     cols = ["arm", "n_arm", "n_control", "n_pairs", "mean_arm", "mean_control", "delta_bpb", "delta_nats", "p_welch",
@@ -273,13 +290,13 @@ def arm_table(df:pd.DataFrame, # a results table (one row per run)
     arms = list(s.index) + [a for a in pd.unique(df["arm"]) if a not in s.index]  # an arm with no ok run stays visible
     s = s.reindex(arms).rename_axis("arm"); s["n"] = s["n"].fillna(0).astype(int)
     ok = ok_runs(df, metric)
-    fits = {a: runs_fit(ok[ok["arm"] == a]) if a in set(ok["arm"]) else None for a in arms}
+    fits = {a: arm_fits(df, a) for a in arms}
     extra = pd.DataFrame({"fits": pd.Series(fits, dtype=object), "left_out": pd.Series({a: left_out(df, a, metric) for a in arms})})
     control = control_arm(df, control)
     if control is None or control not in arms: return s.join(extra)
     if control in set(ok["arm"]):
         cmp = compare_to_control(df, control, metric)[["delta_bpb", "p_welch", "verdict"]]
-        ctrl = "control" + (f" (does not fit: {_cap_text(ok[ok['arm'] == control])})" if fits[control] is False else "")
+        ctrl = "control" + (f" (does not fit: {_cap_text(finished_runs(df, control))})" if fits[control] is False else "")
     else:
         cmp = pd.DataFrame({"delta_bpb": np.nan, "p_welch": np.nan, "verdict": "no comparison: the control has no ok run"},
                            index=pd.Index([a for a in arms if a != control], name="arm"))
