@@ -12,11 +12,11 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'COMPRESSOR_LEVELS', 'RANGES', 'PRESETS',
-           'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'DataCfg', 'ExportCfg', 'EvalCfg', 'LaunchCfg',
-           'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten', 'parse_overrides', 'apply_overrides',
-           'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval', 'range_problems', 'parse_layers', 'validate',
-           'Preset', 'register_preset', 'preset_chain', 'resolve', 'override', 'load_overrides_file', 'save_config',
-           'load_config', 'config_hash', 'config_diff']
+           'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg', 'QatCfg', 'DataCfg', 'ExportCfg',
+           'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten', 'parse_overrides',
+           'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval', 'range_problems',
+           'parse_layers', 'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve', 'override',
+           'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -101,11 +101,21 @@ class OptimCfg:
     muon_wd: float = 0.0             # decoupled weight decay in Muon (0 in the baseline; 0.04-0.095 later)
     muon_row_normalize: bool = False # MuonEq-R (04-03 on): row-normalise before Newton-Schulz
     muon_coeffs: str = "default"     # "default" (3.4445, -4.7750, 2.0315) or "polar_express" (04-23)
-    beta1: float = 0.9               # BETA1
-    beta2: float = 0.95              # BETA2
-    adam_eps: float = 1e-8           # ADAM_EPS
-    adam_wd: float = 0.0             # weight decay of the Adam groups (0 in the baseline)
-    grad_clip_norm: float = 0.0      # GRAD_CLIP_NORM (0 = off)
+    # The Adam groups, each with its own betas, eps and decoupled (AdamW) weight decay. Every record sets one
+    # BETA1/BETA2/ADAM_EPS for all three; the weight decays differ: EMBED_WD on the token group, ADAM_WD on scalars.
+    embed_beta1: float = 0.9         # token group (tok_emb, bigram and VE tables): BETA1
+    embed_beta2: float = 0.95        # BETA2
+    embed_eps: float = 1e-8          # ADAM_EPS
+    embed_wd: float = 0.0            # EMBED_WD: 0 (baseline), 0.04 (03-21 ... 03-31, PR #414, #569), 0.085 (04-01, 04-05 ... 04-09)
+    head_beta1: float = 0.9          # untied LM head (no record unties it): BETA1
+    head_beta2: float = 0.95         # BETA2
+    head_eps: float = 1e-8           # ADAM_EPS
+    head_wd: float = 0.0             # the records' head optimizer is plain Adam: 0
+    scalar_beta1: float = 0.9        # scalar/control group: BETA1
+    scalar_beta2: float = 0.95       # BETA2
+    scalar_eps: float = 1e-8         # ADAM_EPS
+    scalar_wd: float = 0.0           # ADAM_WD: 0 (baseline), 0.04 (03-21 ... 03-31, PR #414), 0.02 (04-01 ... 04-29)
+    grad_clip_norm: float = 0.0      # GRAD_CLIP_NORM, global L2 over every parameter: 0 (baseline), 0.3 (03-20 ... 04-29)
 
 @dataclass
 class ScheduleCfg:
@@ -115,12 +125,38 @@ class ScheduleCfg:
     train_seq_len: int = 1024        # TRAIN_SEQ_LEN
     grad_accum_base: int = 8         # grad_accum = 8 // world_size: the global batch is the same on 1 or 8 GPUs
     warmup_steps: int = 20           # WARMUP_STEPS: compile-priming steps, rolled back (not an LR warmup)
-    warmdown_iters: int = 1200       # WARMDOWN_ITERS, converted to wallclock via the mean step time
+    lr_warmup_steps: int = 0         # a real, linear LR warmup over the first N steps (0: none, as in every record)
+    warmdown_iters: int = 1200       # WARMDOWN_ITERS, converted to wallclock via the mean step time: 1200 (baseline),
+                                     # 3000 (03-20, 03-21), 3500 (03-22 ... 03-29, PR #414, #569), 4000 (PR #450)
+    warmdown_frac: float = 0.0       # WARMDOWN_FRAC: warm down over this last fraction of the training budget instead
+                                     # (0: by warmdown_iters); 0.667 (04-01 ... 04-05), 0.72 (04-09, PR #1658), 0.75 (04-29)
+    warmdown_shape: str = "linear"   # "linear" (every record's code) or "cosine" (PR #569's card says cosine; its code is linear)
+    min_lr: float = 0.0              # MIN_LR: the LR multiplier's floor in the warmdown: 0, 0.1 (04-23)
     max_wallclock_seconds: float = 600.0  # MAX_WALLCLOCK_SECONDS (0 = stop by iterations)
     gptq_reserve_seconds: float = 0.0  # GPTQ_RESERVE_SECONDS: held back from the wallclock for post-training work; training
                                      # stops, warms down and counts its fractions against the rest (10 in 04-03/04-04, 12 in 04-05..04-09)
     val_loss_every: int = 1000       # VAL_LOSS_EVERY (0 = only at the end)
     train_log_every: int = 200       # TRAIN_LOG_EVERY
+
+@dataclass
+class AverageCfg:
+    "Weight averaging: an EMA shadow and SWA snapshots, applied after training and before export."
+    ema_decay: float = 0.0           # EMA: e <- d*e + (1-d)*w after every step (0 off); 0.997 (03-21 ... 03-31, PR #414), 0.9965 (04-09, PR #1658)
+    swa_mode: str = "off"            # "off"; "apply": load the mean of the snapshots; "collect": take them but never load
+                                     # them (what 03-22 ... 03-31's "tight SWA" code does; see techniques/weight_averaging)
+    swa_every: int = 50              # SWA_EVERY: a snapshot every N steps: 50 (03-20, PR #414), 120 (03-20 EffXSA), 30 (PR #451)
+    swa_start_mult: float = 0.0      # snapshots once the LR multiplier is below this: 0.5 (03-20), 0.4 (10L), 0.2 (tight SWA)
+    swa_start_frac: float = 0.0      # ... or from this fraction of the training budget: 0.5 (PR #451), 0.8 (PR #450)
+
+@dataclass
+class QatCfg:
+    "STE fake quantisation of the block matrices in the forward pass (quantisation-aware training)."
+    mode: str = "off"                # "off", "late" (on once the LR multiplier falls below `threshold`) or "always" (from step 0)
+    threshold: float = 0.15          # LATE_QAT_THRESHOLD: 0.1 (03-21), 0.15 (03-22, 03-23, PR #414, #569), 0.25 (PR #450)
+    bits: int = 6                    # per-row intN: 6 in every QAT record (values in [-32, 31], scale rowmax/31)
+    clip_quantile: float = 1.0       # per-row clip: 1.0 = the row's max |w| (03-21 ... 03-23); 0.9995 (PR #569, matched to its GPTQ export)
+    symmetric: bool = False          # False: [-2^(b-1), 2^(b-1)-1], [-32, 31] (PR #414); True: [-31, 31] (PR #569)
+    scale_floor: bool = True         # scale >= 1/(2^(b-1)-1), the records' 1/31 floor (techniques.md pitfall 4)
 
 @dataclass
 class DataCfg:
@@ -166,6 +202,8 @@ class Config:
     model: ModelCfg = field(default_factory=ModelCfg)
     optim: OptimCfg = field(default_factory=OptimCfg)
     schedule: ScheduleCfg = field(default_factory=ScheduleCfg)
+    average: AverageCfg = field(default_factory=AverageCfg)
+    qat: QatCfg = field(default_factory=QatCfg)
     data: DataCfg = field(default_factory=DataCfg)
     export: ExportCfg = field(default_factory=ExportCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
@@ -342,10 +380,18 @@ RANGES = {
     "optim.muon_momentum_warmup_steps": ("[0, inf)", "0 = the final momentum at once"),
     "optim.muon_backend_steps": ("[0, inf)", "Newton-Schulz iterations; 0 leaves the normalised momentum"),
     "optim.muon_wd": ("[0, inf)", "0 = off"),
-    "optim.beta1": ("[0, 1)", "an Adam beta"),
-    "optim.beta2": ("[0, 1)", "an Adam beta"),
-    "optim.adam_eps": ("(0, inf)", "added to Adam's denominator"),
-    "optim.adam_wd": ("[0, inf)", "0 = off"),
+    "optim.embed_beta1": ("[0, 1)", "an Adam beta"),
+    "optim.embed_beta2": ("[0, 1)", "an Adam beta"),
+    "optim.embed_eps": ("(0, inf)", "added to Adam's denominator"),
+    "optim.embed_wd": ("[0, inf)", "decoupled: p <- p*(1 - lr*wd); 0 = off"),
+    "optim.head_beta1": ("[0, 1)", "an Adam beta"),
+    "optim.head_beta2": ("[0, 1)", "an Adam beta"),
+    "optim.head_eps": ("(0, inf)", "added to Adam's denominator"),
+    "optim.head_wd": ("[0, inf)", "decoupled: p <- p*(1 - lr*wd); 0 = off"),
+    "optim.scalar_beta1": ("[0, 1)", "an Adam beta"),
+    "optim.scalar_beta2": ("[0, 1)", "an Adam beta"),
+    "optim.scalar_eps": ("(0, inf)", "added to Adam's denominator"),
+    "optim.scalar_wd": ("[0, inf)", "decoupled: p <- p*(1 - lr*wd); 0 = off"),
     "optim.grad_clip_norm": ("[0, inf)", "0 = off"),
     # schedule
     "schedule.iterations": ("[1, inf)", "the loop stops when the step count reaches it: at least one step"),
@@ -353,7 +399,19 @@ RANGES = {
     "schedule.train_seq_len": ("[1, inf)", ""),
     "schedule.grad_accum_base": ("[1, inf)", ""),
     "schedule.warmup_steps": ("[0, inf)", "0 = no compile priming"),
+    "schedule.lr_warmup_steps": ("[0, inf)", "0 = no LR warmup"),
     "schedule.warmdown_iters": ("[0, inf)", "0 = no warmdown"),
+    "schedule.warmdown_frac": ("[0, 1]", "a fraction of the training budget; 0 = by schedule.warmdown_iters"),
+    "schedule.min_lr": ("[0, 1]", "a floor on the LR multiplier"),
+    # average
+    "average.ema_decay": ("[0, 1)", "0 = off; 0.997 in the records"),
+    "average.swa_every": ("[1, inf)", "steps between snapshots"),
+    "average.swa_start_mult": ("[0, 1]", "an LR multiplier"),
+    "average.swa_start_frac": ("[0, 1)", "a fraction of the training budget"),
+    # qat
+    "qat.threshold": ("(0, 1]", "an LR multiplier"),
+    "qat.bits": ("[2, 8]", "per-row intN; int8 is the widest the artifact stores"),
+    "qat.clip_quantile": ("(0, 1]", "1 = the row's max |w|"),
     "schedule.max_wallclock_seconds": ("[0, inf)", "0 = stop by schedule.iterations"),
     "schedule.gptq_reserve_seconds": ("[0, inf)", "0 = no reserve"),
     "schedule.val_loss_every": ("[0, inf)", "0 = only at the end"),
@@ -411,7 +469,9 @@ _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("d
             "model.bigram_form": ("v0", "v1"),
             "model.init": ("baseline", "ortho", "ortho_mup"), "model.vrl": ("off", "lambda", "sigmoid", "add"),
             "model.parallel_residual": ("off", "two_lane", "lanes", "gptj"), "model.loop_skip_weights": ("virtual", "physical"),
-            "model.parallel_skip_lane": ("lane0", "dropped")}
+            "model.parallel_skip_lane": ("lane0", "dropped"),
+            "schedule.warmdown_shape": ("linear", "cosine"), "average.swa_mode": ("off", "apply", "collect"),
+            "qat.mode": ("off", "late", "always")}
 
 def parse_layers(key:str, # the config key, for the error message
                  spec:str, # comma-separated layer indices, e.g. "9,10" ("" = none)
@@ -513,6 +573,11 @@ def validate(cfg:Config)->Config:
     need(s.max_wallclock_seconds == 0 or s.gptq_reserve_seconds < s.max_wallclock_seconds,  # without a cap it is unused
          f"schedule.gptq_reserve_seconds={s.gptq_reserve_seconds} is held back from schedule.max_wallclock_seconds="
          f"{s.max_wallclock_seconds} (training stops that much earlier): it must be smaller")
+    a = cfg.average
+    need(a.swa_mode == "off" or (a.swa_start_mult > 0) != (a.swa_start_frac > 0),
+         f"average.swa_mode={a.swa_mode!r} starts its snapshots at one trigger: set exactly one of average.swa_start_mult "
+         f"(an LR multiplier, 0.2 for tight SWA) and average.swa_start_frac (a fraction of training, 0.5 in PR #451); "
+         f"got swa_start_mult={a.swa_start_mult}, swa_start_frac={a.swa_start_frac}")
     o = cfg.optim
     need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)
          f"optim.muon_backend_steps={o.muon_backend_steps}: optim.muon_coeffs=polar_express has one triple for each of "
