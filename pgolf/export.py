@@ -20,10 +20,10 @@ from .config import CONTROL_TENSOR_NAME_PATTERNS, is_control
 # %% auto #0
 __all__ = ['SIZE_CAP_BYTES', 'INT8_CLIP_Q', 'INT8_KEEP_FLOAT_MAX_NUMEL', 'INT8_KEEP_FLOAT_STORE_DTYPE',
            'INT8_PER_ROW_SCALE_DTYPE', 'INT8_FORMAT', 'TORCH_QUANTILE_MAX_NUMEL', 'COMPRESSORS', 'BSHF_MAGIC',
-           'BSHF_STRIDE_BYTES', 'QUANTIZERS', 'DEQUANTIZERS', 'LEDGER_GROUPS', 'quantize_tensor_int8', 'quantize_int8',
-           'dequantize_int8', 'ArtifactError', 'available_compressors', 'compress', 'decompress', 'byte_shuffle',
-           'byte_unshuffle', 'serialize', 'deserialize', 'save_artifact', 'load_artifact', 'code_bytes', 'tensor_group',
-           'byte_ledger', 'format_ledger']
+           'BSHF_STRIDE_BYTES', 'QUANTIZERS', 'DEQUANTIZERS', 'LEDGER_GROUPS', 'quantize_rows', 'dequantize_rows',
+           'quantize_tensor_int8', 'quantize_int8', 'dequantize_int8', 'ArtifactError', 'available_compressors',
+           'compress', 'decompress', 'byte_shuffle', 'byte_unshuffle', 'serialize', 'deserialize', 'save_artifact',
+           'load_artifact', 'code_bytes', 'tensor_group', 'byte_ledger', 'format_ledger']
 
 # %% ../nbs/05_export.ipynb #1a4c8d4b
 SIZE_CAP_BYTES = 16_000_000  # the challenge's cap on code bytes + compressed model bytes (decimal, not MiB)
@@ -62,17 +62,44 @@ def _flat_abs_quantile(w:Tensor, q:float)->float:
     a = w.abs().flatten()
     return float(torch.quantile(a, q)) if a.numel() <= TORCH_QUANTILE_MAX_NUMEL else _sorted_quantile(a, q)
 
+def quantize_rows(w:Tensor, # a matrix, any float dtype (quantised in fp32)
+                  bits:int, # 2..8: levels [-2^(b-1), 2^(b-1)-1], or ±(2^(b-1)-1) when `symmetric`
+                  clip_quantile:float=1.0, # per-row clip: this quantile of |w_row| (1.0 = the row's max |w|)
+                  symmetric:bool=False, # True: no -2^(b-1) level ([-31, 31] at int6, PR #569; the baseline's int8)
+                  scale_floor:bool=True, # scale >= 1/(2^(b-1)-1): the records' 1/31 at int6, 1/127 at int8
+                  clip_values:bool=False, # clamp w to ±clip before rounding (the baseline's int8); False: clamp q only (int6 records)
+                 )->tuple[Tensor,Tensor]: # int8 values of w's shape; fp32 per-row scales
+    "Per-row symmetric intN: `scale = clip / (2^(b-1)-1)` per row, `q = clamp(round(w / scale))`; `q * scale` ≈ w."
+    if w.ndim != 2: raise ValueError(f"quantize_rows takes a matrix; got shape {tuple(w.shape)}")
+    if not 2 <= bits <= 8: raise ValueError(f"bits={bits}: per-row intN needs 2 <= bits <= 8 (values are stored as int8)")
+    if not 0.0 < clip_quantile <= 1.0: raise ValueError(f"clip_quantile={clip_quantile}: use a quantile in (0, 1] (1 = the row's max |w|)")
+    w = w.detach().float()
+    qmax = 2 ** (bits - 1) - 1
+    qmin = -qmax if symmetric else -qmax - 1
+    if w.numel() == 0: clip = torch.zeros(w.shape[0], device=w.device)
+    elif clip_quantile == 1.0: clip = w.abs().amax(dim=1)
+    else: clip = _row_abs_quantile(w, clip_quantile)
+    scale = clip / qmax
+    # no floor: an all-zero row gets scale 1 (its values are 0 whatever the scale) rather than 0/0
+    scale = scale.clamp_min(1.0 / qmax) if scale_floor else torch.where(scale > 0, scale, torch.ones_like(scale))
+    if clip_values: w = torch.maximum(torch.minimum(w, clip[:, None]), -clip[:, None])
+    q = torch.round(w / scale[:, None]).clamp(qmin, qmax)
+    return q.to(torch.int8), scale
+
+def dequantize_rows(q:Tensor, # int8 values from `quantize_rows`
+                    scale:Tensor, # their per-row scales (any float dtype)
+                   )->Tensor: # fp32 matrix
+    "`q * scale`, row by row, in fp32."
+    return q.float() * scale.float()[:, None]
+
 def quantize_tensor_int8(t:Tensor, # a float tensor (in practice one with more than `INT8_KEEP_FLOAT_MAX_NUMEL` entries)
                          clip_q:float=INT8_CLIP_Q, # the quantile of |w| that sets the clip
                         )->tuple[Tensor,Tensor]: # int8 values of `t`'s shape; fp16 per-row scales (matrix) or an fp32 scalar
     "Quantise `t` to int8 as the baseline does: one scale per row for a matrix, one scale for any other shape."
     w = t.detach().float()
     if w.ndim == 2:
-        clip = _row_abs_quantile(w, clip_q) if w.numel() else torch.zeros(w.shape[0])
-        scale = (clip / 127.0).clamp_min(1.0 / 127.0)
-        clipped = torch.maximum(torch.minimum(w, clip[:, None]), -clip[:, None])
-        q = torch.round(clipped / scale[:, None]).clamp(-127, 127)
-        return q.to(torch.int8).contiguous(), scale.to(INT8_PER_ROW_SCALE_DTYPE).contiguous()
+        q, scale = quantize_rows(w, 8, clip_q, symmetric=True, scale_floor=True, clip_values=True)
+        return q.contiguous(), scale.to(INT8_PER_ROW_SCALE_DTYPE).contiguous()
     clip = _flat_abs_quantile(w, clip_q)
     scale = torch.tensor(clip / 127.0 if clip > 0 else 1.0, dtype=torch.float32)
     q = torch.round(w.clamp(-clip, clip) / scale).clamp(-127, 127)
