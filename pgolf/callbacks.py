@@ -51,6 +51,11 @@ class TrainState:
         if self.budget_ms is None: return self.step / max(self.cfg.schedule.iterations, 1)
         return self.elapsed_ms / max(self.budget_ms, 1e-9)
 
+    @property
+    def warming_up(self)->bool:
+        "True during the LR warmup (`schedule.lr_warmup_steps`): a low multiplier then is not the end of training."
+        return self.step < self.cfg.schedule.lr_warmup_steps
+
     def switch(self, what:str, # what switched, e.g. "qat" or "passes"
                value, # its new value
               ):

@@ -125,7 +125,8 @@ class ScheduleCfg:
     train_seq_len: int = 1024        # TRAIN_SEQ_LEN
     grad_accum_base: int = 8         # grad_accum = 8 // world_size: the global batch is the same on 1 or 8 GPUs
     warmup_steps: int = 20           # WARMUP_STEPS: compile-priming steps, rolled back (not an LR warmup)
-    lr_warmup_steps: int = 0         # a real, linear LR warmup over the first N steps (0: none, as in every record)
+    lr_warmup_steps: int = 0         # a real, linear LR warmup, mult = step/N (0: none, as in every record since
+                                     # 03-19; 03-18 LowerLR's logged code had LR_WARMUP_STEPS=200)
     warmdown_iters: int = 1200       # WARMDOWN_ITERS, converted to wallclock via the mean step time: 1200 (baseline),
                                      # 3000 (03-20, 03-21), 3500 (03-22 ... 03-29, PR #414, #569), 4000 (PR #450)
     warmdown_frac: float = 0.0       # WARMDOWN_FRAC: warm down over this last fraction of the training budget instead
@@ -141,12 +142,13 @@ class ScheduleCfg:
 @dataclass
 class AverageCfg:
     "Weight averaging: an EMA shadow and SWA snapshots, applied after training and before export."
-    ema_decay: float = 0.0           # EMA: e <- d*e + (1-d)*w after every step (0 off); 0.997 (03-21 ... 03-31, PR #414), 0.9965 (04-09, PR #1658)
+    ema_decay: float = 0.0           # EMA: e <- d*e + (1-d)*w after every step (0 off); 0.997 (03-21 ... 03-31, PR #414), 0.9965 (04-09 = PR #1493; PR #1658's card)
     swa_mode: str = "off"            # "off"; "apply": load the mean of the snapshots; "collect": take them but never load
                                      # them (what 03-22 ... 03-31's "tight SWA" code does; see techniques/weight_averaging)
     swa_every: int = 50              # SWA_EVERY: a snapshot every N steps: 50 (03-20, PR #414), 120 (03-20 EffXSA), 30 (PR #451)
-    swa_start_mult: float = 0.0      # snapshots once the LR multiplier is below this: 0.5 (03-20), 0.4 (10L), 0.2 (tight SWA)
-    swa_start_frac: float = 0.0      # ... or from this fraction of the training budget: 0.5 (PR #451), 0.8 (PR #450)
+    swa_start_mult: float = 0.0      # snapshots once the LR multiplier is below this: 0.5 (03-20, PR #451's SWA_START_FRAC), 0.4 (10L),
+                                     # 0.2 (tight SWA; PR #450's "last 20%")
+    swa_start_frac: float = 0.0      # ... or from this fraction of the training budget (no record: every one tests the multiplier)
 
 @dataclass
 class QatCfg:
@@ -576,7 +578,7 @@ def validate(cfg:Config)->Config:
     a = cfg.average
     need(a.swa_mode == "off" or (a.swa_start_mult > 0) != (a.swa_start_frac > 0),
          f"average.swa_mode={a.swa_mode!r} starts its snapshots at one trigger: set exactly one of average.swa_start_mult "
-         f"(an LR multiplier, 0.2 for tight SWA) and average.swa_start_frac (a fraction of training, 0.5 in PR #451); "
+         f"(an LR multiplier: 0.2 for tight SWA, 0.5 in PR #451) and average.swa_start_frac (a fraction of training); "
          f"got swa_start_mult={a.swa_start_mult}, swa_start_frac={a.swa_start_frac}")
     o = cfg.optim
     need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)

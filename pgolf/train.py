@@ -1,4 +1,4 @@
-"""One run, start to finish: optimizer groups, the wallclock warmdown, gradient accumulation, the loop, the export and the reloaded artifact's val_bpb, under `torchrun`.
+"""One run, start to finish: the data, the model, compile priming, the loop and its callbacks, weight averaging, the export and the reloaded artifact's val_bpb, under `torchrun`.
 
 Docs: https://pgolf.github.io/pgolf/train.html.md"""
 
@@ -7,7 +7,7 @@ Docs: https://pgolf.github.io/pgolf/train.html.md"""
 # %% ../nbs/04_train.ipynb #f2517625
 from __future__ import annotations
 import argparse, contextlib, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,18 +20,24 @@ import pgolf
 from .config import Config, ScheduleCfg, ConfigError, resolve, override, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
-from .techniques.muon import Muon, muon_momentum_at
-from .techniques.depth_recurrence import delayed_recurrence, recurrence_phases, active_passes
+from .callbacks import Callback, Callbacks, TrainState, WallclockStop, StepTimer
+from .techniques.muon import Muon
+from .techniques.schedules import schedule_callbacks
+from .techniques.depth_recurrence import recurrence_callbacks
+from .techniques.qat import install_qat, qat_callbacks
+from .techniques.weight_averaging import averaging_callbacks
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
 from .evaluate import eval_standard, eval_sliding
 from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, code_bytes
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'param_groups', 'build_optimizers', 'lr_multiplier', 'train_budget_ms', 'grad_accum_steps',
+__all__ = ['CODE_MODULES', 'EVAL_BUDGET_SECONDS', 'param_groups', 'build_optimizers', 'train_budget_ms', 'grad_accum_steps',
            'accumulate', 'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha',
            'cpu_name', 'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks',
-           'any_rank', 'unigram_flag', 'evaluate', 'run', 'parse_args', 'main']
+           'any_rank', 'unigram_flag', 'evaluate', 'Batches', 'RunData', 'load_data', 'build_model', 'compile_model',
+           'wrap_ddp', 'make_train_step', 'prime', 'Stopwatch', 'train_loop', 'finish_training', 'export_artifact',
+           'roundtrip_eval', 'time_ledger', 'TrainLog', 'run_callbacks', 'make_validate', 'run', 'parse_args', 'main']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -54,17 +60,17 @@ def build_optimizers(model:nn.Module, # the GPT
                      cfg:Config, # the run's config
                      device:torch.device, # decides fused Adam and Muon's dtypes
                     )->list[torch.optim.Optimizer]:
-    "The baseline's optimizers; each param group carries its `base_lr` for the schedule."
+    "The run's optimizers, one per group, each group with its own betas, eps and weight decay; each param group carries its `base_lr`."
     o, g = cfg.optim, param_groups(model)
     fused = device.type == "cuda"
-    def adam(params, lr, name):
-        opt = torch.optim.AdamW([{"params": params, "lr": lr, "base_lr": lr}], betas=(o.beta1, o.beta2),
-                                eps=o.adam_eps, weight_decay=o.adam_wd, fused=fused or None)
+    def adam(params, lr, name, beta1, beta2, eps, wd):
+        opt = torch.optim.AdamW([{"params": params, "lr": lr, "base_lr": lr}], betas=(beta1, beta2), eps=eps,
+                                weight_decay=wd, fused=fused or None)
         opt.name = name
         return opt
     tok_lr = o.tied_embed_lr if cfg.model.tie_embeddings else o.embed_lr
-    opts = [adam(g["token"], tok_lr, "token")]
-    if g["head"]: opts.append(adam(g["head"], o.head_lr, "head"))
+    opts = [adam(g["token"], tok_lr, "token", o.embed_beta1, o.embed_beta2, o.embed_eps, o.embed_wd)]
+    if g["head"]: opts.append(adam(g["head"], o.head_lr, "head", o.head_beta1, o.head_beta2, o.head_eps, o.head_wd))
     if o.matrix_optimizer == "muon":
         ns_dtype = torch.bfloat16 if device.type == "cuda" else torch.float32  # bf16 matmuls are slow on CPUs
         muon = Muon(g["matrix"], lr=o.matrix_lr, momentum=o.muon_momentum, backend_steps=o.muon_backend_steps,
@@ -73,25 +79,10 @@ def build_optimizers(model:nn.Module, # the GPT
         for grp in muon.param_groups: grp["base_lr"] = o.matrix_lr
         muon.name = "matrix"
         opts.append(muon)
-    else: opts.append(adam(g["matrix"], o.matrix_lr, "matrix"))
-    opts.append(adam(g["scalar"], o.scalar_lr, "scalar"))
+    else: opts.append(adam(g["matrix"], o.matrix_lr, "matrix", o.scalar_beta1, o.scalar_beta2, o.scalar_eps, o.muon_wd))
+    opts.append(adam(g["scalar"], o.scalar_lr, "scalar", o.scalar_beta1, o.scalar_beta2, o.scalar_eps, o.scalar_wd))
     return opts
 
-# %% ../nbs/04_train.ipynb #0b17472a
-def lr_multiplier(step:int, # optimizer steps done
-                  elapsed_ms:float, # training time so far (ms, eval excluded)
-                  iterations:int, # the step cap
-                  warmdown_iters:int, # warmdown length in steps
-                  max_wallclock_ms:float|None, # the time cap (None: stop by iterations)
-                 )->float:
-    "The baseline's LR multiplier: 1, then a linear warmdown to 0 driven by the wallclock."
-    if warmdown_iters <= 0: return 1.0
-    if max_wallclock_ms is None:
-        start = max(iterations - warmdown_iters, 0)
-        return max((iterations - step) / max(warmdown_iters, 1), 0.0) if start <= step < iterations else 1.0
-    warmdown_ms = warmdown_iters * elapsed_ms / max(step, 1)
-    remaining_ms = max(max_wallclock_ms - elapsed_ms, 0.0)
-    return remaining_ms / max(warmdown_ms, 1e-9) if remaining_ms <= warmdown_ms else 1.0
 
 # %% ../nbs/04_train.ipynb #c7e1a0b1
 def train_budget_ms(s:ScheduleCfg)->float|None:
@@ -211,7 +202,7 @@ def provenance(device:torch.device, world_size:int)->dict:
 class RunLog:
     "Rank-0 writer of `train.log` and `metrics.jsonl`."
     def __init__(self, run_dir:Path|None, master:bool, echo:bool=True):
-        self.master, self.echo = master, echo
+        self.master, self.echo, self.bar = master, echo, None  # `bar`: a progress bar takes the console's step lines
         self.log = open(run_dir / "train.log", "a") if master and run_dir else None
         self.metrics = open(run_dir / "metrics.jsonl", "a") if master and run_dir else None
     def __call__(self, msg:str, console:bool=True):
@@ -247,7 +238,7 @@ def max_over_ranks(values:list, # per value, this rank's int, bool or 0-d tensor
                    d:Dist, # where this process sits
                   )->list[int]: # per value: its maximum over every rank
     "The maximum of each value over every rank, in one all-reduce (one host sync), so that every rank takes the same branch."
-    t = torch.stack([torch.as_tensor(f, device=d.device).reshape(()).to(torch.int32) for f in values])
+    t = torch.stack([torch.as_tensor(f, device=d.device).reshape(()).to(torch.int64) for f in values])
     if d.distributed: dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [int(v) for v in t.tolist()]
 
@@ -286,6 +277,318 @@ def evaluate(model, cfg:Config, val_tokens, luts, d:Dist, accum:int)->dict:
     return eval_standard(model, val_tokens, luts, seq, cfg.eval.batch_tokens // accum, rank=d.rank,
                          world_size=d.world_size, device=d.device, autocast_dtype=dt)
 
+
+# %% ../nbs/04_train.ipynb #2546f133
+class Batches:
+    "A restartable stream of training batches: calling it gives one micro-batch (x, y); `restart` rewinds to the first."
+    def __init__(self, make_loader, # callable returning a fresh loader
+                 batch_tokens:int, seq_len:int, accum:int):
+        self.make_loader, self.args = make_loader, (batch_tokens, seq_len, accum)
+        self.restart()
+    def restart(self): self.loader = self.make_loader()
+    def __call__(self): return self.loader.next_batch(*self.args)
+
+@dataclass
+class RunData:
+    "What the data stage hands the rest of the run."
+    dataset: object           # the resolved dataset (`pgolf.data.resolve_dataset`)
+    luts: torch.Tensor        # the tokenizer's byte tables, on the device
+    val_tokens: torch.Tensor  # the validation tokens
+    unigram_bpb: float        # the validation split's unigram entropy: the yardstick a run must beat
+    batches: Batches          # the training stream
+
+def load_data(cfg:Config, d:Dist, log=print, accum:int=1)->RunData:
+    "The data stage: rank 0 resolves (and on first use builds) the dataset before the others find it cached."
+    s = cfg.schedule
+    if d.master: ds = resolve_dataset(cfg.data, cfg.model.vocab_size)
+    _barrier(d)
+    if not d.master: ds = resolve_dataset(cfg.data, cfg.model.vocab_size)
+    sp = load_tokenizer(ds.tokenizer_path); check_tokenizer(sp, ds.tokenizer_path)
+    luts = build_luts(sp, cfg.model.vocab_size).to(d.device)
+    eval_seq = cfg.eval.seq_len or s.train_seq_len
+    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq), cfg.model.vocab_size)
+    uni = unigram_bpb(val_tokens, luts)
+    log(f"data {ds.dir} val_tokens {val_tokens.numel() - 1} (unigram entropy {uni:.4f} bpb) tokenizer {ds.tokenizer_path}")
+    make = lambda: DistributedTokenLoader(ds.train_pattern, d.rank, d.world_size, d.device, cfg.model.vocab_size)
+    return RunData(ds, luts, val_tokens, uni, Batches(make, s.train_batch_tokens, s.train_seq_len, accum))
+
+
+# %% ../nbs/04_train.ipynb #86291119
+def build_model(cfg:Config, # the run's config
+                device:torch.device, # where the model lives
+               )->GPT:
+    "The GPT on `device`: bf16 layout when autocast is bf16, QAT's fake quantisation when `qat.mode` asks for it."
+    model = GPT(cfg.model).to(device)
+    if autocast_dtype(cfg, device) is torch.bfloat16: prepare_dtypes(model)
+    if cfg.qat.mode != "off": install_qat(model, cfg.qat)
+    return model
+
+def compile_model(model:nn.Module, cfg:Config)->nn.Module:
+    "`torch.compile(fullgraph=True, dynamic=False)` as the records, when `launch.compile` is on."
+    return torch.compile(model, dynamic=False, fullgraph=True) if cfg.launch.compile else model
+
+def wrap_ddp(model:nn.Module, d:Dist)->nn.Module:
+    "DDP over more than one process (one process needs no gradient sync)."
+    if not (d.distributed and d.world_size > 1): return model
+    import warnings
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    with warnings.catch_warnings():  # torch 2.13 deprecates broadcast_buffers; the records (torch 2.9) use it
+        warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
+        return DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None, broadcast_buffers=False)
+
+
+# %% ../nbs/04_train.ipynb #9da0b39c
+def make_train_step(model:nn.Module, # the model to run (compiled and/or DDP-wrapped)
+                    optimizers:list, # every optimizer of the run
+                    batches, # callable giving one micro-batch (x, y)
+                    accum:int, # micro-batches per step
+                    autocast, # context-manager factory for the forward
+                    ddp:bool=False, # sync DDP gradients only on the last micro-batch
+                    clip_norm:float=0.0, # clip the global gradient L2 norm to this (0: off)
+                    params=None, # the parameters to clip (the GPT's, not the wrapper's)
+                   ):
+    "One optimizer step: accumulate the micro-batches, clip the global gradient norm, step every optimizer, clear the grads."
+    params = list(params) if params is not None else list(model.parameters())
+    def train_step()->torch.Tensor:
+        loss = accumulate(model, batches, accum, autocast, ddp)
+        if clip_norm > 0: torch.nn.utils.clip_grad_norm_(params, clip_norm)
+        for o in optimizers: o.step()
+        for o in optimizers: o.zero_grad(set_to_none=True)
+        return loss
+    return train_step
+
+
+# %% ../nbs/04_train.ipynb #8b520b37
+def prime(t:TrainState, # the run's state (model, optimizers)
+          cbs:Callbacks, # the run's callbacks: their graph states are what gets primed
+          train_step, # one optimizer step (what `make_train_step` returns)
+          steps:int, # warmup steps per graph (`schedule.warmup_steps`; 0: no priming)
+          restart_data=lambda: None, # rewinds the training stream
+         )->dict:
+    "Run `steps` steps in every graph combination, then roll back weights, optimizer states and data; return what it did."
+    combos = cbs.graph_combos(t)
+    if steps <= 0:
+        if len(combos) > 1 and t.cfg.launch.compile:
+            t.log(f"warning: the run switches between {len(combos)} graphs but schedule.warmup_steps=0, so each new graph "
+                  "compiles inside the timed window; set schedule.warmup_steps > 0 to prime them")
+        return {"warmup_seconds": 0.0, "primed_graphs": 0}
+    t0 = time.perf_counter()
+    init_model = {k: v.detach().cpu().clone() for k, v in t.model.state_dict().items()}
+    init_opts = [copy.deepcopy(o.state_dict()) for o in t.optimizers]
+    t.model.train()
+    for combo in combos:
+        for cb, state in combo: cb.set_graph_state(t, state)
+        for _ in range(steps): train_step()
+    for cb, state in combos[0]: cb.set_graph_state(t, state)
+    t.model.load_state_dict(init_model, strict=True)
+    for o, st in zip(t.optimizers, init_opts): o.load_state_dict(st)
+    restart_data()
+    secs = time.perf_counter() - t0
+    t.log(f"warmup {steps} steps x {len(combos)} graph(s) in {secs:.1f}s (rolled back)")
+    return {"warmup_seconds": secs, "primed_graphs": len(combos)}
+
+
+# %% ../nbs/04_train.ipynb #856fdaad
+class Stopwatch:
+    "Training time in ms, paused around validation (the device is synced at each pause and restart)."
+    def __init__(self, device=torch.device("cpu")): self.device, self.done_ms, self.t0 = device, 0.0, None
+    def start(self): _sync(self.device); self.t0 = time.perf_counter()
+    def pause(self):
+        if self.t0 is not None: _sync(self.device); self.done_ms += 1000 * (time.perf_counter() - self.t0); self.t0 = None
+    def ms(self)->float: return self.done_ms + (1000 * (time.perf_counter() - self.t0) if self.t0 is not None else 0.0)
+
+def train_loop(t:TrainState, # the run's state: step, clock, model, out
+               cbs:Callbacks, # the run's callbacks
+               train_step, # one optimizer step, returning the mean loss (`make_train_step`)
+               validate, # validate(t) -> {"val_loss", "val_bpb", ...}
+               d:Dist, # where this process sits
+               watch:Stopwatch|None=None, # the clock (a test can pass a fake one)
+              ):
+    "Train until `schedule.iterations` or a callback's stop: validate when due, `before_step`, step, agree, `after_step`."
+    s = t.cfg.schedule
+    watch = watch or Stopwatch(d.device)
+    cbs("before_train", t)
+    watch.start()
+    while True:
+        last = t.step >= s.iterations or t.stop
+        if last or (s.val_loss_every > 0 and t.step % s.val_loss_every == 0):
+            watch.pause(); t.val = validate(t); watch.start()
+        if last: break
+        cbs("before_step", t)
+        t.loss = train_step()
+        t.step += 1
+        us, bad = max_over_ranks([round(1000 * watch.ms()), ~torch.isfinite(t.loss)], d)
+        t.elapsed_ms = us / 1000
+        cbs("after_step", t)
+        if bad: check_finite(t.loss.item(), "train loss", t.step, flagged=True)  # every rank stops here, together
+    watch.pause()
+    t.out.update(steps=t.step, train_seconds=t.elapsed_ms / 1000, ms_per_step=t.elapsed_ms / max(t.step, 1),
+                 tokens_seen=t.step * s.train_batch_tokens, stopped_by=t.out.get("stopped_by", "iterations"))
+
+
+# %% ../nbs/04_train.ipynb #44f036d4
+def finish_training(t:TrainState, # the run's state, after the loop
+                    cbs:Callbacks, # the run's callbacks
+                    validate, # validate(t) -> {"val_loss", "val_bpb", "tokens", "bytes"}
+                   ):
+    "Fire `after_train` (averages are applied there); if the weights changed, validate again; record both scores."
+    pre = t.val
+    t0 = time.perf_counter(); cbs("after_train", t); t.out["post_train_seconds"] = time.perf_counter() - t0
+    t.out.update(val_loss_pre_average=pre["val_loss"], val_bpb_pre_average=pre["val_bpb"])
+    if t.out.get("averaged"):
+        t0 = time.perf_counter(); t.val = validate(t, "post-average")
+        t.out.update(val_loss_post_average=t.val["val_loss"], val_bpb_post_average=t.val["val_bpb"],
+                     averaging_gain_bpb=t.val["val_bpb"] - pre["val_bpb"], diagnostic_eval_seconds=time.perf_counter() - t0)
+    t.out.update(val_loss_pre_export=t.val["val_loss"], val_bpb_pre_export=t.val["val_bpb"],
+                 val_tokens=int(t.val.get("tokens", 0)), val_bytes=int(t.val.get("bytes", 0)))
+
+
+# %% ../nbs/04_train.ipynb #009697d4
+def export_artifact(model:nn.Module, # the trained (and averaged) GPT
+                    cfg:Config, # the run's config
+                    run_dir:Path|None, # where the artifact goes (None: the current directory)
+                    d:Dist, # rank 0 writes; the others wait at the barrier
+                    log=print,
+                   )->dict:
+    "Rank 0 quantises, compresses and writes the artifact, and measures it against the cap; every rank gets its path."
+    t0 = time.perf_counter()
+    art = Path(run_dir or ".") / f"final_model.{cfg.export.quant}.ptz"
+    out = {"artifact": str(art)}
+    if d.master:
+        sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        info = save_artifact(sd, art, quant=cfg.export.quant, compressor=cfg.export.compressor, level=cfg.export.level)
+        code, cap = code_bytes(code_files()), cfg.export.size_cap_bytes
+        ledger = byte_ledger(quantize_int8(sd)[0], compressor=cfg.export.compressor, level=cfg.export.level,
+                             code_bytes=code, cap=cap)
+        total = info["model_bytes"] + code
+        out.update(quant=cfg.export.quant, compressor=cfg.export.compressor, model_bytes=info["model_bytes"], code_bytes=code,
+                   total_bytes=total, headroom_bytes=cap - total, size_cap_bytes=cap, fits=total <= cap,
+                   bytes_by_group=ledger["groups"], artifact_sha256=hashlib.sha256(art.read_bytes()).hexdigest())
+        log(f"artifact {art.name}: model {info['model_bytes']:,} + code {code:,} = {total:,} bytes "
+            f"(headroom {cap - total:,} of {cap:,})")
+        if not out["fits"]: log(f"warning: the artifact does not fit: {total - cap:,} bytes over the {cap:,}-byte cap "
+                                "(export.size_cap_bytes)")
+    _barrier(d)
+    out["export_seconds"] = time.perf_counter() - t0
+    return out
+
+def roundtrip_eval(cfg:Config, # the run's config
+                   artifact:Path|str, # the file `export_artifact` wrote
+                   data:RunData, # the validation tokens and byte tables
+                   d:Dist, accum:int, log=print,
+                   step:int=0, # the training steps taken (for the error message)
+                  )->dict:
+    "Load *the file* into a fresh model from `build_model` and evaluate it: the run's val_bpb."
+    t0 = time.perf_counter()
+    fresh = build_model(cfg, d.device)
+    fresh.load_state_dict(load_artifact(artifact, compressor=cfg.export.compressor), strict=True)
+    q = evaluate(compile_model(fresh, cfg), cfg, data.val_tokens, data.luts, d, accum)
+    check_finite(q["val_loss"], "the reloaded artifact's validation loss", step)
+    out = dict(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_seconds=time.perf_counter() - t0, eval_mode=cfg.eval.mode)
+    log(f"roundtrip val_loss {q['val_loss']:.4f} val_bpb {q['val_bpb']:.4f} (eval {out['eval_seconds']:.1f}s)")
+    log(f"roundtrip_exact val_loss {q['val_loss']:.8f} val_bpb {q['val_bpb']:.8f}")
+    return out
+
+
+# %% ../nbs/04_train.ipynb #db208cf0
+EVAL_BUDGET_SECONDS = 600.0  # the challenge's evaluation limit, separate from the 600 s of training
+
+def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
+                cfg:Config, # the run's config (the budgets)
+               )->dict:
+    "Where the run's time went, against the training budget (wallclock) and the evaluation budget."
+    s = cfg.schedule
+    capped = s.max_wallclock_seconds > 0
+    reserve = s.gptq_reserve_seconds if capped else 0.0
+    train, post = out.get("train_seconds", 0.0), out.get("post_train_seconds", 0.0)
+    ev = out.get("export_seconds", 0.0) + out.get("eval_seconds", 0.0)
+    return {"priming_s": out.get("warmup_seconds", 0.0), "training_s": train, "reserve_s": reserve, "post_train_s": post,
+            "train_budget_s": s.max_wallclock_seconds if capped else None,
+            "within_train_budget": (train + post <= s.max_wallclock_seconds) if capped else None,
+            "export_s": out.get("export_seconds", 0.0), "eval_s": out.get("eval_seconds", 0.0),
+            "eval_budget_s": EVAL_BUDGET_SECONDS, "within_eval_budget": ev <= EVAL_BUDGET_SECONDS,
+            "diagnostics_s": out.get("diagnostic_eval_seconds", 0.0)}
+
+
+# %% ../nbs/04_train.ipynb #c6a607f6
+class TrainLog(Callback):
+    "The training lines of `train.log`, `metrics.jsonl` and the progress bar (rank 0)."
+    order = 100
+    def __init__(self, progress:bool=False): self.progress, self.bar = progress, None
+    def before_train(self, t:TrainState):
+        if self.progress:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=t.cfg.schedule.iterations, desc="train", unit="step", mininterval=2.0, file=sys.stdout)
+        if hasattr(t.log, "bar"): t.log.bar = self.bar   # step lines then go to the file only
+    def after_step(self, t:TrainState):
+        s, ms = t.cfg.schedule, t.elapsed_ms
+        if s.train_log_every > 0 and (t.step <= 10 or t.step % s.train_log_every == 0 or t.stop):
+            tl = t.loss.item()
+            t.log(f"step {t.step}/{s.iterations} train_loss {tl:.4f} lr_mult {t.mult:.3f} train_time {ms:.0f}ms "
+                  f"step_avg {ms / t.step:.2f}ms", console=self.bar is None)
+            t.log.metric(kind="train", step=t.step, train_loss=tl, lr_mult=t.mult, train_time_ms=ms, ms_per_step=ms / t.step,
+                         tokens_seen=t.step * s.train_batch_tokens)
+            if self.bar: self.bar.set_postfix(loss=f"{tl:.4f}", **({"val_bpb": f"{t.val['val_bpb']:.4f}"} if t.val else {}))
+        if self.bar: self.bar.update(1)
+    def after_train(self, t:TrainState):
+        if self.bar: self.bar.close()
+        if hasattr(t.log, "bar"): t.log.bar = None
+
+def run_callbacks(cfg:Config, # the run's config
+                  progress:bool=False, # show a progress bar
+                 )->list[Callback]:
+    "Every callback the config asks for (see the table above)."
+    return [*schedule_callbacks(cfg), *recurrence_callbacks(cfg), *qat_callbacks(cfg), *averaging_callbacks(cfg),
+            StepTimer(), WallclockStop(), TrainLog(progress)]
+
+def make_validate(model:nn.Module, cfg:Config, data:RunData, d:Dist, accum:int, log):
+    "validate(t, label) -> the configured evaluation of `model`, logged and checked for a non-finite loss."
+    def validate(t:TrainState, label:str="")->dict:
+        val = evaluate(model, cfg, data.val_tokens, data.luts, d, accum)
+        ms = t.elapsed_ms
+        log(f"step {t.step}/{cfg.schedule.iterations} {label + ' ' if label else ''}val_loss {val['val_loss']:.4f} "
+            f"val_bpb {val['val_bpb']:.4f} train_time {ms:.0f}ms step_avg {ms / max(t.step, 1):.2f}ms",
+            console=getattr(log, "bar", None) is None)
+        if hasattr(log, "metric"):
+            log.metric(kind="val", step=t.step, val_loss=val["val_loss"], val_bpb=val["val_bpb"], train_time_ms=ms,
+                       **({"label": label} if label else {}))
+        check_finite(val["val_loss"], f"{label + ' ' if label else ''}validation loss", t.step)  # all-reduced: the same on every rank
+        return val
+    return validate
+
+
+# %% ../nbs/04_train.ipynb #e7380968
+def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->dict:
+    s, out = cfg.schedule, {}
+    seed_everything(cfg.seed)
+    accum, amp = grad_accum_steps(cfg, d.world_size), autocast_dtype(cfg, d.device)
+    autocast = (lambda: torch.autocast(d.device.type, dtype=amp)) if amp else contextlib.nullcontext
+    log(f"pgolf {pgolf.__version__} torch {torch.__version__} device {d.device} world_size {d.world_size} grad_accum {accum}")
+    data = load_data(cfg, d, log, accum)                                    # data
+    out["val_unigram_bpb"] = data.unigram_bpb
+    base = build_model(cfg, d.device)                                       # model build
+    model = wrap_ddp(compile_model(base, cfg), d)
+    optimizers = build_optimizers(base, cfg, d.device)
+    out["params"] = count_params(base)
+    log(f"model_params {out['params']} optimizers {[o.name for o in optimizers]}")
+    cbs = Callbacks(run_callbacks(cfg, progress and d.master))
+    t = TrainState(cfg, base, optimizers, log, out, budget_ms=train_budget_ms(s), callbacks=cbs)
+    if t.budget_ms is not None and s.gptq_reserve_seconds > 0:
+        out["gptq_reserve_seconds"] = s.gptq_reserve_seconds
+        log(f"training stops at {t.budget_ms:.0f}ms: {s.max_wallclock_seconds:.0f}s minus a {s.gptq_reserve_seconds:.0f}s GPTQ reserve")
+    step = make_train_step(model, optimizers, data.batches, accum, autocast, isinstance(model, nn.parallel.DistributedDataParallel),
+                           cfg.optim.grad_clip_norm, base.parameters())
+    validate = make_validate(model, cfg, data, d, accum, log)
+    out.update(prime(t, cbs, step, s.warmup_steps, data.batches.restart))   # compile priming and rollback
+    train_loop(t, cbs, step, validate, d)                                   # the loop
+    out["peak_mem_mib"] = _peak_mem_mib(d.device)
+    log(f"trained {t.step} steps in {out['train_seconds']:.1f}s ({out['ms_per_step']:.1f} ms/step), val_bpb {t.val['val_bpb']:.4f}")
+    finish_training(t, cbs, validate)                                       # weight averaging
+    out.update(export_artifact(base, cfg, run_dir, d, log))                 # export
+    out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step))   # roundtrip evaluation
+    out["time_ledger"] = time_ledger(out, cfg)
+    return out
+
 def run(cfg:Config, # the resolved config
         run_dir:Path|str|None, # where rank 0 writes its files (None: nowhere)
         preset:str="", # the preset's name, recorded in the result
@@ -323,173 +626,6 @@ def run(cfg:Config, # the resolved config
         if d.distributed and dist.is_initialized() and result["status"] != "failed": dist.destroy_process_group()
     return result
 
-def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->dict:
-    s, out = cfg.schedule, {}
-    seed_everything(cfg.seed)
-    accum = grad_accum_steps(cfg, d.world_size)
-    amp = autocast_dtype(cfg, d.device)
-    autocast = (lambda: torch.autocast(d.device.type, dtype=amp)) if amp else contextlib.nullcontext
-    log(f"pgolf {pgolf.__version__} torch {torch.__version__} device {d.device} world_size {d.world_size} grad_accum {accum}")
-
-    # --- data: rank 0 builds the corpus first, the others then find it cached
-    if d.master: ds = resolve_dataset(cfg.data, cfg.model.vocab_size)
-    _barrier(d)
-    if not d.master: ds = resolve_dataset(cfg.data, cfg.model.vocab_size)
-    sp = load_tokenizer(ds.tokenizer_path); check_tokenizer(sp, ds.tokenizer_path)
-    luts = build_luts(sp, cfg.model.vocab_size).to(d.device)
-    eval_seq = cfg.eval.seq_len or s.train_seq_len
-    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq), cfg.model.vocab_size)
-    out["val_unigram_bpb"] = unigram_bpb(val_tokens, luts)  # the yardstick: what token frequencies alone achieve
-    log(f"data {ds.dir} val_tokens {val_tokens.numel() - 1} (unigram entropy {out['val_unigram_bpb']:.4f} bpb) "
-        f"tokenizer {ds.tokenizer_path}")
-
-    # --- model and optimizers
-    base = GPT(cfg.model).to(d.device)
-    if amp is torch.bfloat16: prepare_dtypes(base)
-    model = torch.compile(base, dynamic=False, fullgraph=True) if cfg.launch.compile else base
-    ddp = d.distributed and d.world_size > 1  # one process needs no gradient sync
-    if ddp:
-        import warnings
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        with warnings.catch_warnings():  # torch 2.13 deprecates broadcast_buffers; the records (torch 2.9) use it
-            warnings.filterwarnings("ignore", message=".*broadcast_buffers.*", category=FutureWarning)
-            model = DDP(model, device_ids=[d.local_rank] if d.device.type == "cuda" else None, broadcast_buffers=False)
-    optimizers = build_optimizers(base, cfg, d.device)
-    muon = next((o for o in optimizers if isinstance(o, Muon)), None)
-    out["params"] = count_params(base)
-    log(f"model_params {out['params']} optimizers {[o.name for o in optimizers]}")
-
-    def zero_grad():
-        for o in optimizers: o.zero_grad(set_to_none=True)
-    new_loader = lambda: DistributedTokenLoader(ds.train_pattern, d.rank, d.world_size, d.device, cfg.model.vocab_size)
-    loader = new_loader()
-    next_batch = lambda: loader.next_batch(s.train_batch_tokens, s.train_seq_len, accum)
-
-    # --- depth recurrence switched on partway: start plain (see techniques/depth_recurrence)
-    delayed_loop = delayed_recurrence(cfg.model)   # by fraction, step or phases (model.loop_*)
-    if delayed_loop: base.passes = 1
-    if delayed_loop and cfg.launch.compile and s.warmup_steps == 0:
-        log("warning: depth recurrence starts mid-run but schedule.warmup_steps=0, so the looped graph will compile "
-            "inside the timed window; set schedule.warmup_steps > 0 to prime it")
-
-    # --- warmup steps prime compile/NCCL, then everything is rolled back
-    if s.warmup_steps > 0:
-        t_w = time.perf_counter()
-        init_model = {k: v.detach().cpu().clone() for k, v in base.state_dict().items()}
-        init_opts = [copy.deepcopy(o.state_dict()) for o in optimizers]
-        model.train()
-        for _ in range(s.warmup_steps):
-            zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
-            for o in optimizers: o.step()
-        for passes in (recurrence_phases(cfg.model) if delayed_loop else []):   # prime each looped graph too, as the records do
-            base.passes = passes
-            for _ in range(s.warmup_steps):
-                zero_grad(); accumulate(model, next_batch, accum, autocast, ddp)
-                for o in optimizers: o.step()
-        if delayed_loop: base.passes = 1
-        zero_grad()
-        base.load_state_dict(init_model, strict=True)
-        for o, st in zip(optimizers, init_opts): o.load_state_dict(st)
-        loader = new_loader()
-        out["warmup_seconds"] = time.perf_counter() - t_w
-        log(f"warmup {s.warmup_steps} steps in {out['warmup_seconds']:.1f}s (rolled back)")
-
-    # --- the loop
-    max_ms = train_budget_ms(s)   # the records stop and warm down at the wallclock minus the GPTQ reserve
-    if max_ms is not None and s.gptq_reserve_seconds > 0:
-        out["gptq_reserve_seconds"] = s.gptq_reserve_seconds
-        log(f"training stops at {max_ms:.0f}ms: {s.max_wallclock_seconds:.0f}s minus a {s.gptq_reserve_seconds:.0f}s GPTQ reserve")
-    next_passes = base.passes
-    train_ms, step, stop_after, val = 0.0, 0, None, {}
-    bar = None
-    if progress and d.master:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=s.iterations, desc="train", unit="step", mininterval=2.0, file=sys.stdout)
-    _sync(d.device); t0 = time.perf_counter()
-    while True:
-        last = step == s.iterations or (stop_after is not None and step >= stop_after)
-        if last or (s.val_loss_every > 0 and step % s.val_loss_every == 0):
-            _sync(d.device); train_ms += 1000 * (time.perf_counter() - t0)
-            val = evaluate(model, cfg, val_tokens, luts, d, accum)
-            log(f"step {step}/{s.iterations} val_loss {val['val_loss']:.4f} val_bpb {val['val_bpb']:.4f} "
-                f"train_time {train_ms:.0f}ms step_avg {train_ms / max(step, 1):.2f}ms", console=bar is None)
-            log.metric(kind="val", step=step, val_loss=val["val_loss"], val_bpb=val["val_bpb"], train_time_ms=train_ms)
-            if bar: bar.set_postfix(val_bpb=f"{val['val_bpb']:.4f}")
-            check_finite(val["val_loss"], "validation loss", step)  # all-reduced: every rank sees the same value
-            _sync(d.device); t0 = time.perf_counter()
-        if last: break
-        elapsed = train_ms + 1000 * (time.perf_counter() - t0)
-        mult = lr_multiplier(step, elapsed, s.iterations, s.warmdown_iters, max_ms)
-        if next_passes != base.passes:         # recurrence on, or one more pass, decided with every rank (below)
-            base.passes = p = next_passes
-            out.setdefault("loop_enabled_step", step); out.setdefault("loop_switches", []).append([step, p])
-            log(f"step {step}: depth recurrence on, virtual layers {base.layer_order()} ({p} passes)", console=bar is None)
-        zero_grad()
-        loss = accumulate(model, next_batch, accum, autocast, ddp)
-        if muon is not None:
-            mom = muon_momentum_at(step, cfg.optim.muon_momentum_warmup_start, cfg.optim.muon_momentum,
-                                   cfg.optim.muon_momentum_warmup_steps)
-            for grp in muon.param_groups: grp["momentum"] = mom
-        for o in optimizers:
-            for grp in o.param_groups: grp["lr"] = grp["base_lr"] * mult
-        if cfg.optim.grad_clip_norm > 0: torch.nn.utils.clip_grad_norm_(base.parameters(), cfg.optim.grad_clip_norm)
-        for o in optimizers: o.step()
-        zero_grad()
-        step += 1
-        now_ms = train_ms + 1000 * (time.perf_counter() - t0)
-        if s.train_log_every > 0 and (step <= 10 or step % s.train_log_every == 0 or stop_after is not None):
-            tl = loss.item()
-            log(f"step {step}/{s.iterations} train_loss {tl:.4f} lr_mult {mult:.3f} train_time {now_ms:.0f}ms "
-                f"step_avg {now_ms / step:.2f}ms", console=bar is None)
-            log.metric(kind="train", step=step, train_loss=tl, lr_mult=mult, train_time_ms=now_ms, ms_per_step=now_ms / step,
-                       tokens_seen=step * s.train_batch_tokens)
-            if bar: bar.set_postfix(loss=f"{tl:.4f}", **({"val_bpb": f"{val['val_bpb']:.4f}"} if val else {}))
-        if bar: bar.update(1)
-        wanted = active_passes(cfg, step, now_ms, base.passes) if delayed_loop else base.passes   # the reserve counts: loop_frac
-        capped, diverged, next_passes = max_over_ranks(
-            [stop_after is None and max_ms is not None and now_ms >= max_ms, ~torch.isfinite(loss), wanted], d)
-        if diverged: check_finite(loss.item(), "train loss", step, flagged=True)  # every rank stops here, together
-        if capped: stop_after = step
-    if bar: bar.close()
-    out.update(steps=step, train_seconds=train_ms / 1000, ms_per_step=train_ms / max(step, 1),
-               tokens_seen=step * s.train_batch_tokens, stopped_by="wallclock" if stop_after is not None and step < s.iterations else "iterations",
-               val_loss_pre_export=val["val_loss"], val_bpb_pre_export=val["val_bpb"],
-               val_tokens=int(val["tokens"]), val_bytes=int(val["bytes"]), peak_mem_mib=_peak_mem_mib(d.device))
-    log(f"trained {step} steps in {out['train_seconds']:.1f}s ({out['ms_per_step']:.1f} ms/step), "
-        f"pre-export val_bpb {val['val_bpb']:.4f}")
-
-    # --- export: rank 0 writes the artifact; every rank reloads *the file* into a fresh model
-    t_e = time.perf_counter()
-    art = Path(run_dir or ".") / f"final_model.{cfg.export.quant}.ptz"
-    if d.master:
-        sd = {k: v.detach().cpu() for k, v in base.state_dict().items()}
-        info = save_artifact(sd, art, quant=cfg.export.quant, compressor=cfg.export.compressor, level=cfg.export.level)
-        code = code_bytes(code_files())
-        ledger = byte_ledger(quantize_int8(sd)[0], compressor=cfg.export.compressor, level=cfg.export.level,
-                             code_bytes=code, cap=cfg.export.size_cap_bytes)
-        out.update(artifact=str(art), quant=cfg.export.quant, compressor=cfg.export.compressor,
-                   model_bytes=info["model_bytes"], code_bytes=code,
-                   total_bytes=info["model_bytes"] + code, headroom_bytes=cfg.export.size_cap_bytes - info["model_bytes"] - code,
-                   size_cap_bytes=cfg.export.size_cap_bytes, fits=info["model_bytes"] + code <= cfg.export.size_cap_bytes,
-                   bytes_by_group=ledger["groups"], artifact_sha256=hashlib.sha256(art.read_bytes()).hexdigest())
-        log(f"artifact {art.name}: model {info['model_bytes']:,} + code {code:,} = {out['total_bytes']:,} bytes "
-            f"(headroom {out['headroom_bytes']:,} of {cfg.export.size_cap_bytes:,})")
-        if not out["fits"]: log(f"warning: the artifact does not fit: {-out['headroom_bytes']:,} bytes over the "
-                                f"{cfg.export.size_cap_bytes:,}-byte cap (export.size_cap_bytes)")
-    _barrier(d)
-    out["export_seconds"] = time.perf_counter() - t_e
-    t_v = time.perf_counter()
-    fresh = GPT(cfg.model).to(d.device)
-    if amp is torch.bfloat16: prepare_dtypes(fresh)
-    fresh.load_state_dict(load_artifact(art, compressor=cfg.export.compressor), strict=True)
-    fresh_model = torch.compile(fresh, dynamic=False, fullgraph=True) if cfg.launch.compile else fresh
-    q = evaluate(fresh_model, cfg, val_tokens, luts, d, accum)
-    check_finite(q["val_loss"], "the reloaded artifact's validation loss", step)
-    out.update(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_seconds=time.perf_counter() - t_v,
-               eval_mode=cfg.eval.mode)
-    log(f"roundtrip val_loss {q['val_loss']:.4f} val_bpb {q['val_bpb']:.4f} (eval {out['eval_seconds']:.1f}s)")
-    log(f"roundtrip_exact val_loss {q['val_loss']:.8f} val_bpb {q['val_bpb']:.8f}")
-    return out
 
 # %% ../nbs/04_train.ipynb #ae4635f8
 def parse_args(argv=None):

@@ -11,7 +11,7 @@ from .unet_skips import unet_split
 
 # %% auto #0
 __all__ = ['layer_order', 'skip_weight_count', 'skip_slot', 'phase_fracs', 'delayed_recurrence', 'recurrence_phases', 'loop_frac',
-           'active_passes']
+           'active_passes', 'Recurrence', 'recurrence_callbacks']
 
 # %% ../../nbs/techniques/depth_recurrence.ipynb #50ec4410
 def layer_order(num_layers:int, # physical blocks
@@ -73,3 +73,25 @@ def active_passes(cfg:Config, # the run's config
         target = min(1 + sum(f >= x for x in fr), current + 1)
     else: target = m.loop_passes if loop_frac(cfg, step, elapsed_ms) >= m.loop_enable_frac else 1
     return max(target, current)
+
+# %% ../../nbs/techniques/depth_recurrence.ipynb #1f3d254d
+from ..callbacks import Callback, TrainState
+
+class Recurrence(Callback):
+    "Depth recurrence switched on partway: one pass at first, then all (or one more per phase), at the step `active_passes` says."
+    order = -5
+    def __init__(self, cfg:Config): self.cfg = cfg
+    def graph_states(self, t:TrainState)->list[int]: return [1] + recurrence_phases(self.cfg.model)
+    def set_graph_state(self, t:TrainState, passes:int): t.model.passes = passes
+    def before_train(self, t:TrainState): t.model.passes = 1
+    def before_step(self, t:TrainState):
+        p = active_passes(self.cfg, t.step, t.elapsed_ms, t.model.passes)
+        if p == t.model.passes: return
+        t.model.passes = p
+        t.out.setdefault("loop_enabled_step", t.step); t.out.setdefault("loop_switches", []).append([t.step, p])
+        t.log(f"step {t.step}: depth recurrence on, virtual layers {t.model.layer_order()} ({p} passes)")
+        t.switch("passes", p)
+
+def recurrence_callbacks(cfg:Config)->list[Callback]:
+    "The recurrence switch, when the run starts plain and loops later."
+    return [Recurrence(cfg)] if delayed_recurrence(cfg.model) else []
