@@ -1,4 +1,4 @@
-"""Five plots, the statistics and a standalone HTML page for one ablation batch: `render_report(batch_dir)`.
+"""Five plots (six when the runs average their weights or switch QAT on), the statistics and a standalone HTML page for one ablation batch: `render_report(batch_dir)`.
 
 Docs: https://pgolf.github.io/pgolf/lab/report.html.md"""
 
@@ -14,13 +14,13 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator
 from ..export import SIZE_CAP_BYTES, LEDGER_GROUPS
 from .runs import DONE_STATUSES, present
-from .stats import arm_summary, arm_fits, compare_to_control, ok_runs, welch_ci, control_arm, CHALLENGE_MIN_NATS
+from .stats import arm_summary, arm_fits, compare_to_control, ok_runs, left_out, welch_ci, control_arm, CHALLENGE_MIN_NATS
 
 # %% auto #0
-__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'REPORT_CSS', 'arm_order',
-           'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control', 'plot_curves', 'pareto_front', 'plot_tradeoff',
-           'plot_bytes_breakdown', 'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template',
-           'render_report']
+__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'AVERAGING_QAT_KEYS', 'STAGE_LABELS',
+           'REPORT_CSS', 'arm_order', 'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control', 'plot_curves',
+           'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'averaging_qat_table', 'plot_averaging_qat',
+           'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template', 'render_report']
 
 # %% ../../nbs/lab/report.ipynb #3ec73f2f
 CONTROL_COLOR = "#444444"  # the control arm's colour in every plot: dark grey, the reference the eye compares to
@@ -244,15 +244,99 @@ def plot_bytes_breakdown(breakdown:pd.DataFrame, # rows of arm, seed, group, sha
     ax.set_title("Where the bytes go", fontsize=11, pad=22)
     return fig
 
+# %% ../../nbs/lab/report.ipynb #78e39c38
+AVERAGING_QAT_KEYS = ("val_bpb_pre_average", "val_bpb_post_average", "averaging_gain_bpb", "qat_enabled_step",
+                      "qat_step_ms_after")  # a run that has any of these recorded what averaging or QAT did (see Results)
+
+def _numbers(df:pd.DataFrame, c:str)->pd.Series:
+    "Column `c` as floats: NaN where a run has no value, or everywhere when the table has no such column."
+    return pd.to_numeric(df[c], errors="coerce").astype(float) if c in df else pd.Series(np.nan, index=df.index)
+
+def _qat_ratio(df:pd.DataFrame)->pd.Series:
+    "Each run's mean step time after QAT's switch over the mean before it (NaN where either was not measured)."
+    before = _numbers(df, "qat_step_ms_before")
+    return _numbers(df, "qat_step_ms_after") / before.where(before > 0)
+
+def averaging_qat_table(df:pd.DataFrame, # a results table (`load_results`)
+                        control:str|None=None, # the control arm, first (default: the rows flagged `is_control`)
+                       )->pd.DataFrame: # one row per arm that records averaging or QAT; empty when none does
+    "Per arm, means over its ok runs: bpb at the last step, after averaging, the gain, after export, the quantisation gap; QAT's switch step and step-time ratio."
+    control = control_arm(df, control)
+    recorded = pd.concat([_numbers(df, k).notna() for k in AVERAGING_QAT_KEYS], axis=1).any(axis=1)
+    arms = [a for a in arm_order(df, control) if recorded[df["arm"] == a].any()]
+    ok = ok_runs(df); ok = ok[ok["arm"].isin(arms)]
+    art = ok["val_bpb"].astype(float)
+    per_run = pd.DataFrame({"arm": ok["arm"], "pre_average_bpb": _numbers(ok, "val_bpb_pre_average"),
+                            "post_average_bpb": _numbers(ok, "val_bpb_post_average"), "averaging_gain_bpb": _numbers(ok, "averaging_gain_bpb"),
+                            "export_bpb": art, "quant_gap_bpb": art - _numbers(ok, "val_bpb_pre_export"),
+                            "qat_step": _numbers(ok, "qat_enabled_step"), "qat_step_time_ratio": _qat_ratio(ok)})
+    g = per_run.groupby("arm", sort=False)
+    out = g.mean().reindex(arms)
+    out.insert(0, "n", g.size().reindex(arms).fillna(0).astype(int))
+    av = ok["averaged"] if "averaged" in ok else pd.Series(None, index=ok.index, dtype=object)
+    out.insert(1, "averaged", [", ".join(dict.fromkeys(str(v) for v in av[ok["arm"] == a] if present(v))) for a in arms])
+    out["qat_step"] = out["qat_step"].round().astype("Int64")
+    out["left_out"] = [left_out(df, a) for a in arms]
+    keep = [c for c in out.columns if c in ("n", "left_out") or out[c].map(lambda v: present(v) and v != "").any()]
+    return out[keep].rename_axis("arm")
+
+# %% ../../nbs/lab/report.ipynb #7a512492
+STAGE_LABELS = ("last training step", "after averaging\n(the exported model)", "reloaded artifact")  # the x axis of `plot_averaging_qat`
+
+def plot_averaging_qat(df:pd.DataFrame, # a results table (`load_results`)
+                       control:str|None=None, # the control arm (default: the rows flagged `is_control`)
+                      )->Figure|None: # None when no run records averaging or QAT
+    "Per arm of `averaging_qat_table`: bpb at the last step, after averaging and after the export roundtrip; QAT's step-time ratio."
+    table = averaging_qat_table(df, control)
+    if not len(table): return None
+    control = control_arm(df, control)
+    ok = ok_runs(df); ok = ok[ok["arm"].isin(table.index)]
+    stages = pd.DataFrame({"pre": _numbers(ok, "val_bpb_pre_average"), "exported": _numbers(ok, "val_bpb_pre_export"),
+                           "artifact": ok["val_bpb"].astype(float)})
+    full, ratio = stages.notna().all(axis=1), _qat_ratio(ok)
+    arms = [a for a in table.index if (full & ok["arm"].eq(a)).any()]
+    qarms = [a for a in table.index if (ratio.notna() & ok["arm"].eq(a)).any()]
+    col = arm_colors(list(table.index), control)
+    fig = Figure(figsize=(8.5 + (1.1 * len(qarms) + 2.5 if qarms else 0), 4.4), layout="constrained")
+    axes = fig.subplots(1, 2 if qarms else 1, squeeze=False, width_ratios=[8.5, 1.1 * len(qarms) + 2.5] if qarms else None)[0]
+    ax, x = axes[0], np.arange(len(STAGE_LABELS))
+    for a in arms:
+        s = stages[full & ok["arm"].eq(a)]
+        for i, seed in zip(s.index, ok.loc[s.index, "seed"]):
+            ax.plot(x, s.loc[i].to_numpy(), color=col[a], lw=0.8, alpha=0.35, gid=f"seed:{a}:{seed}")
+        ax.plot(x, s.mean().to_numpy(), color=col[a], lw=2.2, marker="o", label=a, gid=f"mean:{a}")
+    if arms: ax.legend(fontsize=8)
+    else: ax.text(0.5, 0.5, "no ok run recorded its score before averaging", ha="center", transform=ax.transAxes)
+    ax.set_xticks(x, STAGE_LABELS); ax.set_xlim(-0.3, len(x) - 0.7)
+    ax.set_ylabel("val bpb (mean over ok seeds)"); ax.grid(axis="y", alpha=0.3)
+    ax.set_title("Score through averaging and export: thin lines are seeds", fontsize=11)
+    if dropped := int(df["arm"].isin(table.index).sum() - len(ok)):
+        ax.text(0.01, 0.01, f"{dropped} run{'s' * (dropped > 1)} not ok: not shown", transform=ax.transAxes, fontsize=8, color="#d62728")
+    if qarms:
+        q = axes[1]
+        for i, a in enumerate(qarms):
+            v = ratio[ok["arm"].eq(a)].dropna().to_numpy()
+            jit = np.linspace(-0.14, 0.14, len(v)) if len(v) > 1 else np.zeros(len(v))
+            q.scatter(i + jit, v, s=28, color=col[a], alpha=0.85, edgecolor="white", linewidths=0.6, zorder=4, gid=f"ratio-seeds:{a}")
+            q.scatter([i], [v.mean()], marker="_", s=900, linewidths=3, color=col[a], zorder=3, gid=f"ratio:{a}")
+            q.annotate(f"×{v.mean():.3f}", (i, v.mean()), xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
+        q.axhline(1, color=CONTROL_COLOR, ls="--", lw=0.8, zorder=1)
+        _xticks(q, qarms); q.set_xlim(-0.6, len(qarms) - 0.4)
+        q.set_ylabel("ms/step after QAT's switch ÷ before"); q.grid(axis="y", alpha=0.3)
+        q.set_title("QAT's cost per step", fontsize=11)
+    return fig
+
 # %% ../../nbs/lab/report.ipynb #a4031857
 def _column_format(name:str, s:pd.Series):
     "A function that formats one value of column `name`."
     blank = lambda f: (lambda v: "" if v is None or (not isinstance(v, str) and pd.isna(v)) else f(v))
-    if pd.api.types.is_bool_dtype(s) or name == "fits": return blank(lambda v: "yes" if v else "no")  # fits: True, False or None
+    if pd.api.types.is_bool_dtype(s) or name == "fits" or name.startswith("within_"):  # fits, within_*_budget: True, False or None
+        return blank(lambda v: "yes" if v else "no")
     if pd.api.types.is_integer_dtype(s): return blank(lambda v: f"{int(v):,}")
     if not pd.api.types.is_float_dtype(s): return blank(str)
     n = name.lower()
     if n.startswith("p_") or n == "p": spec = ".2g"
+    elif n.endswith("ratio"): spec = ".3f"  # a step-time ratio: 1.100, not 1.1
     elif n in ("sd", "se") or n.endswith(("_sd", "_se")): spec = ".5f"
     elif any(k in n for k in ("bpb", "loss", "nats", "delta", "mean", "ci_", "min", "max")): spec = ".4f"
     elif any(k in n for k in ("seconds", "per_step", "mib")): spec = ".1f"

@@ -13,25 +13,77 @@ from ..config import flatten, valid_keys
 from .runs import DONE_STATUSES, artifact_problem, present, over_cap
 
 # %% auto #0
-__all__ = ['ID_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS', 'INT_COLUMNS', 'FLOAT_COLUMNS', 'COMPACT_COLUMNS',
+__all__ = ['ID_COLUMNS', 'AVERAGING_COLUMNS', 'SWITCH_COLUMNS', 'LEDGER_COLUMNS', 'METRIC_COLUMNS', 'PROVENANCE_COLUMNS',
+           'INT_COLUMNS', 'FLOAT_COLUMNS', 'BOOL_COLUMNS', 'COMPACT_COLUMNS', 'switch_cost', 'flat_result',
            'read_expanded', 'read_json', 'run_status', 'config_columns', 'collect_results', 'save_results',
            'load_results', 'read_metrics', 'load_curves', 'bytes_breakdown', 'status_notes', 'format_results']
 
 # %% ../../nbs/lab/results.ipynb #1bb39a51
 ID_COLUMNS = ["arm", "seed", "is_control", "run_id", "config_hash", "status", "error", "flag"]  # who the run is, how it ended
+AVERAGING_COLUMNS = ["val_loss_pre_average", "val_bpb_pre_average", "val_loss_post_average", "val_bpb_post_average",
+                     "averaging_gain_bpb", "averaged", "ema_decay", "swa_mode", "swa_source", "swa_snapshots",
+                     "swa_first_step"]  # EMA/SWA (see Train)
+SWITCH_COLUMNS = ["qat_enabled_step", "qat_step_ms_before", "qat_step_ms_after",
+                  "passes_step_ms_before", "passes_step_ms_after"]  # late QAT and recurrence switches, and what each costs per step
+LEDGER_COLUMNS = {"priming_s": "time_priming_s", "training_s": "time_training_s", "reserve_s": "time_reserve_s",
+                  "post_train_s": "time_post_train_s", "train_budget_s": "time_train_budget_s",
+                  "within_train_budget": "within_train_budget", "export_s": "time_export_s", "eval_s": "time_eval_s",
+                  "eval_budget_s": "time_eval_budget_s", "within_eval_budget": "within_eval_budget",
+                  "diagnostics_s": "time_diagnostics_s"}  # result.json's `time_ledger` key -> its column
 METRIC_COLUMNS = ["val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb", "steps",
                   "stopped_by", "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "model_bytes",
                   "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "fits", "val_tokens", "val_bytes", "params",
-                  "peak_mem_mib"]  # result.json's numbers (see Train)
+                  "peak_mem_mib", *AVERAGING_COLUMNS, *SWITCH_COLUMNS, *LEDGER_COLUMNS.values()]  # result.json's numbers (see Train)
 PROVENANCE_COLUMNS = ["git_sha", "pgolf_version", "torch_version", "device", "device_count", "hostname",
                       "start_time", "end_time", "loadavg_start", "loadavg_end", "cpu_count", "artifact_sha256"]  # what produced the numbers
                       # (load averages and CPU count: written by ablations/run.ipynb; a busy machine trains fewer steps)
 INT_COLUMNS = {"seed", "steps", "model_bytes", "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "val_tokens",
-               "val_bytes", "params", "device_count", "cpu_count"}  # nullable ints (a pending run has none)
+               "val_bytes", "params", "device_count", "cpu_count", "swa_snapshots", "swa_first_step",
+               "qat_enabled_step"}  # nullable ints (a pending run has none)
 FLOAT_COLUMNS = {"val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
-                 "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "peak_mem_mib", "loadavg_start", "loadavg_end"}
+                 "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "peak_mem_mib", "loadavg_start", "loadavg_end",
+                 "val_loss_pre_average", "val_bpb_pre_average", "val_loss_post_average", "val_bpb_post_average", "averaging_gain_bpb",
+                 "ema_decay", "qat_step_ms_before", "qat_step_ms_after", "passes_step_ms_before", "passes_step_ms_after",
+                 *(c for c in LEDGER_COLUMNS.values() if c.startswith("time_"))}
+BOOL_COLUMNS = ("fits", "within_train_budget", "within_eval_budget")  # True, False or None (the run does not say)
 COMPACT_COLUMNS = ["arm", "seed", "status", "val_bpb", "val_bpb_pre_export", "steps", "ms_per_step",
                    "total_bytes", "fits", "train_seconds", "run_id"]  # what `pgolf results` shows by default
+
+# %% ../../nbs/lab/results.ipynb #e46ac0b9
+def _segments(step_ms)->list:
+    "result.json's `step_ms` as a list of segments; a ValueError that says what is wrong with it otherwise."
+    if step_ms is None: return []
+    if not isinstance(step_ms, list): raise ValueError(f"step_ms must be a list of segments, not {type(step_ms).__name__} {step_ms!r}")
+    for s in step_ms:
+        if not (isinstance(s, dict) and isinstance(s.get("steps"), (list, tuple)) and len(s["steps"]) == 2 and "ms_per_step" in s):
+            raise ValueError(f'step_ms holds {s!r}: each segment must be {{"after": None or "what=value", "steps": [from, to], "ms_per_step": ms}}')
+    return step_ms
+
+def switch_cost(step_ms:list|None, # result.json's `step_ms`: segments {"after", "steps": [from, to], "ms_per_step"}, in order
+                what:str, # the switch as `switches` names it: "qat" or "passes"
+                switches:list|None=None, # result.json's `switches`, to spot another switch at the same step
+               )->tuple: # (ms/step before, ms/step after); None where it was not measured
+    "Mean step time of the segment just before the first `what` switch, and of the segment that switch starts."
+    segs = _segments(step_ms)
+    i = next((i for i, s in enumerate(segs) if str(s.get("after") or "").startswith(f"{what}=")), None)
+    if i is None: return None, None
+    start = segs[i]["steps"][0]
+    crowded = any(isinstance(w, dict) and w.get("step") == start and w.get("what") != what for w in switches or [])
+    before = segs[i - 1]["ms_per_step"] if i > 0 and segs[i - 1]["steps"][1] == start and not crowded else None
+    return before, segs[i]["ms_per_step"]
+
+def flat_result(res:dict, # a run's result.json
+               )->dict: # every key of METRIC_COLUMNS: its value, None where the run does not record it
+    "result.json's numbers as one flat row: its scalar keys as they are; `averaged`, `step_ms` and `time_ledger` flattened."
+    out = {k: res.get(k) for k in METRIC_COLUMNS}
+    av = res.get("averaged")
+    out["averaged"] = ("+".join(map(str, av)) or None) if isinstance(av, (list, tuple)) else av
+    for what in ("qat", "passes"):
+        out[f"{what}_step_ms_before"], out[f"{what}_step_ms_after"] = switch_cost(res.get("step_ms"), what, res.get("switches"))
+    led = res.get("time_ledger")
+    if led is not None and not isinstance(led, dict): raise ValueError(f"time_ledger must be a dict of seconds and verdicts, not {led!r}")
+    out.update({col: (led or {}).get(k) for k, col in LEDGER_COLUMNS.items()})
+    return out
 
 # %% ../../nbs/lab/results.ipynb #726ba53b
 def read_expanded(batch_dir:Path|str)->dict:
@@ -72,10 +124,17 @@ def config_columns(exp:dict)->list[str]:
     return sorted(diff, key=lambda k: (order.get(k, len(order)), k))
 
 # %% ../../nbs/lab/results.ipynb #d7952260
+def _numeric(df:pd.DataFrame, c:str)->pd.Series:
+    "Column `c` as numbers; a ValueError naming the column and the runs whose value is not a number."
+    try: return pd.to_numeric(df[c])
+    except (ValueError, TypeError):
+        bad = [f"{r}: {v!r}" for r, v in zip(df.get("run_id", df.index), df[c]) if present(v) and not isinstance(v, (int, float))]
+        raise ValueError(f"column {c!r} must hold numbers; result.json gives {', '.join(bad) or 'a value that is not one'}") from None
+
 def _typed(df:pd.DataFrame)->pd.DataFrame:
     for c in df.columns:
-        if c in INT_COLUMNS: df[c] = pd.to_numeric(df[c]).astype("Int64")
-        elif c in FLOAT_COLUMNS: df[c] = pd.to_numeric(df[c]).astype("float64")
+        if c in INT_COLUMNS: df[c] = _numeric(df, c).astype("Int64")
+        elif c in FLOAT_COLUMNS: df[c] = _numeric(df, c).astype("float64")
     df["is_control"] = df["is_control"].astype(bool)
     return df
 
@@ -91,7 +150,9 @@ def collect_results(batch_dir:Path|str, # a batch directory (holds plan.expanded
         row = {"arm": r["arm"], "seed": r["seed"], "is_control": r["is_control"], "run_id": r["run_id"],
                "config_hash": r["config_hash"], "status": status, "error": error, "flag": res.get("flag") if done else None}
         row.update({k: cfg.get(k) for k in ccols})
-        row.update({k: (res.get(k) if done else None) for k in METRIC_COLUMNS})
+        try: flat = flat_result(res) if done else {}
+        except ValueError as e: raise ValueError(f"{rd / 'result.json'}: {e}") from None
+        row.update({k: flat.get(k) for k in METRIC_COLUMNS})
         row.update({k: res.get(k) for k in PROVENANCE_COLUMNS})
         row["run_dir"] = str(Path("runs") / r["run_id"])
         rows.append(row)
@@ -175,8 +236,11 @@ def format_results(df:pd.DataFrame, # from `collect_results` or `load_results`
         cfg = [c for c in df.columns if "." in c and df[c].nunique(dropna=False) > 1]  # config columns that vary
         df = df[[c for c in COMPACT_COLUMNS[:3] if c in df] + cfg + [c for c in COMPACT_COLUMNS[3:] if c in df]]
     fmt = {c: (lambda v: "" if pd.isna(v) else f"{v:.4f}") for c in df.columns if "bpb" in c or "loss" in c}
-    fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1f}") for c in df.columns if c.endswith(("seconds", "per_step", "mib"))})
-    if "fits" in df: df = df.assign(fits=df["fits"].map(lambda v: ("yes" if v else "NO") if present(v) else ""))  # True, False, None
+    fmt.update({c: (lambda v: "" if pd.isna(v) else f"{v:.1f}") for c in df.columns
+                if c.endswith(("seconds", "per_step", "mib")) or c in FLOAT_COLUMNS and ("_step_ms_" in c or c.startswith("time_"))})
+    df = df.assign(**{c: df[c].map(lambda v: ("yes" if v else "NO") if present(v) else "") for c in BOOL_COLUMNS if c in df})  # True, False, None
+    df = df.assign(**{c: df[c].map(lambda v: v if present(v) else "") for c in df.columns
+                      if c in METRIC_COLUMNS and c not in FLOAT_COLUMNS | INT_COLUMNS and df[c].dtype == object})  # a text column: no "None"
     df = df.assign(**{c: df[c].map(lambda v: "" if pd.isna(v) else str(int(v))) for c in df.columns if c in INT_COLUMNS})  # no <NA>
     with pd.option_context("display.width", 250, "display.max_columns", None, "display.max_colwidth", 60):
         table = df.to_string(index=False, formatters=fmt, na_rep="")
