@@ -105,3 +105,28 @@ def test_depth_recurrence_switches_on_midway(tmp_path):
     res = json.loads((rd / "result.json").read_text())
     assert res["status"] == "ok" and res["loop_enabled_step"] == 4
     assert "depth recurrence on, virtual layers [0, 1, 2, 1, 2, 3]" in (rd / "train.log").read_text()
+
+
+def test_two_ranks_train_the_recipes_under_a_wallclock_cap(tmp_path):
+    """Issue 9's recipes under DDP and a wallclock cap, where the schedules read the clock the ranks agreed on: a warmdown
+    over the last half of the budget, late QAT below 0.5, EMA and SWA. Both ranks must stop at the cap together and the
+    run must record every switch and both scores."""
+    rd = tmp_path / "recipes"
+    r = pgolf("train", "--preset", "tiny", "--nproc", "2", "--run-dir", str(rd), "-q", *MICRO, "schedule.iterations=100000",
+              "schedule.max_wallclock_seconds=6", "schedule.warmdown_frac=0.5", "schedule.val_loss_every=0",
+              "qat.mode=late", "qat.threshold=0.5", "average.ema_decay=0.9", "average.swa_mode=apply",
+              "average.swa_every=2", "average.swa_start_mult=0.5", "optim.muon_wd=0.04", "optim.embed_wd=0.04",
+              "launch.timeout_seconds=400", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((rd / "result.json").read_text())
+    assert res["status"] == "ok" and res["stopped_by"] == "wallclock" and res["device_count"] == 2, res.get("status")
+    assert 6.0 <= res["train_seconds"] < 9.0 and res["time_ledger"]["train_budget_s"] == 6.0, res["train_seconds"]
+    train = [m for m in map(json.loads, (rd / "metrics.jsonl").read_text().splitlines()) if m["kind"] == "train"]
+    # QAT switched on at the first step that ran with a multiplier below 0.5 (the logged lr_mult of the step before is not)
+    q = res["qat_enabled_step"]
+    assert q is not None and 0 < q < res["steps"], q
+    mults = {m["step"]: m["lr_mult"] for m in train}   # step k's line holds the multiplier the k-th step ran with
+    if q + 1 in mults: assert mults[q + 1] < 0.5
+    if q in mults: assert mults[q] >= 0.5
+    assert res["swa_snapshots"] >= 2 and res["averaged"] == ["ema", "swa"] and "val_bpb_post_average" in res
+    assert res["val_bpb"] < res["val_unigram_bpb"]
