@@ -173,9 +173,32 @@ class DataCfg:
 
 @dataclass
 class ExportCfg:
-    "How the artifact is made."
-    quant: str = "int8"              # the baseline's per-row int8
-    compressor: str = "zlib"         # zlib level 9 in the baseline
+    "How the artifact is made: prune, quantise (a policy by tensor category), serialise, byte-shuffle, compress."
+    quant: str = "int8"              # "int8": the baseline's per-row int8 for every large tensor; "intn": the policy below
+    # the intN policy (techniques/gptq, 05b_quantize): bits by category, as 03-22's _classify_param names them
+    method: str = "rtn"              # matrices: "rtn" (round to nearest at clip_quantile), "gptq_lite" (03-22: per-matrix clip search),
+                                     # "gptq" (full Hessian, clip search: 03-25 ... 04-03), "gptq_sdclip" (04-05 on)
+    attn_bits: int = 6               # attention matrices (and 03-22's non-MLP ".proj."): int6 from 03-20
+    mlp_bits: int = 6                # MLP matrices: int6; int5 in 10L and PR #451
+    embed_bits: int = 8              # tok_emb: int8; int7 from 04-14
+    other_bits: int = 8              # other large float tensors (e.g. a bigram table): int8
+    embed_method: str = "rtn"        # "rtn", or "gptq" with the final-norm output's Hessian (04-05 on)
+    clip_quantile: float = 1.0       # rtn's per-row clip quantile (1.0 = the row's max |w|)
+    symmetric: bool = True           # [-cr, cr] (03-22 on) rather than [-cr-1, cr] (03-20 Int6)
+    scale_floor: bool = True         # scale >= 1/cr, the records' 1/31 (pitfall 4); SDClip has none
+    sdclip_k: float = 12.85          # SDClip: scale = k * std(row) / cr for the matrices (04-05)
+    embed_sdclip_k: float = 20.0     # ... for the embedding (04-05 at int8; 15 at int7 in 04-14)
+    int6_top_n: int = 0              # mixed int5/int6: the N matrices with the largest trace(H) in int6, the rest int5 (0 off; 32 in 03-31)
+    keep_fp16: str = ""              # comma-separated name substrings stored fp16, e.g. "blocks.9.attn.c_k" (PR #451's last-layer key)
+    passthrough_numel: int = 65536   # float tensors this small are stored as floats, not quantised (8192 in 10L)
+    control_dtype: str = "fp32"      # control tensors kept as "fp32" (the baseline) or "fp16" (03-22's small tensors, 04-05 on)
+    prune_frac: float = 0.0          # magnitude pruning of every large matrix before quantisation: 0.03 (10L), 0.02 (PR #569)
+    calibration: str = "train"       # GPTQ's Hessians from "train" tokens inside the GPTQ reserve; "val" is refused (pitfall 8)
+    calib_batches: int = 64          # GPTQ_CALIBRATION_BATCHES of schedule.train_batch_tokens: 64 (03-29 ... 04-09), 16 (04-14 on)
+    serializer: str = "torch"        # "torch" (torch.save, the baseline's layout), "raw" (no torch.save overhead, PR #569's idea)
+                                     # or "pergroup" (one stream per tensor group, the 04-27 1.0611 record)
+    shuffle_stride: int = 0          # byte shuffle before compression: 0 off, 2 (03-31, 04-01 ... 04-09, with brotli)
+    compressor: str = "zlib"         # zlib level 9 in the baseline; zstd 22 (03-20 ... 03-22), lzma 6/9 (03-23 ... 03-29), brotli 11 (03-31 on)
     level: int = 9                   # compressor level
     size_cap_bytes: int = 16_000_000 # the challenge's cap: code + compressed model, decimal bytes
 
@@ -424,6 +447,18 @@ RANGES = {
     "data.max_docs": ("[0, inf)", "0 = all documents"),
     # export
     "export.level": (_level_range, "zlib 0-9, lzma 0-9, zstd 1-22, brotli 0-11"),
+    "export.attn_bits": ("[2, 8]", "per-row intN, stored one value per int8 byte"),
+    "export.mlp_bits": ("[2, 8]", "per-row intN, stored one value per int8 byte"),
+    "export.embed_bits": ("[2, 8]", "per-row intN, stored one value per int8 byte"),
+    "export.other_bits": ("[2, 8]", "per-row intN, stored one value per int8 byte"),
+    "export.clip_quantile": ("(0, 1]", "1 = the row's max |w|"),
+    "export.sdclip_k": ("(0, inf)", "standard deviations per clip: 12.85 at int6 (04-05)"),
+    "export.embed_sdclip_k": ("(0, inf)", "standard deviations per clip: 20 at int8 (04-05)"),
+    "export.int6_top_n": ("[0, inf)", "0 = off"),
+    "export.passthrough_numel": ("[0, inf)", "65,536 in the baseline"),
+    "export.prune_frac": ("[0, 1)", "a fraction of each large matrix's entries"),
+    "export.shuffle_stride": ("[0, 8]", "0 = off; the records use 2"),
+    "export.calib_batches": ("[1, inf)", "batches of schedule.train_batch_tokens"),
     "export.size_cap_bytes": ("[1, inf)", f"the challenge's is {CHALLENGE_CAP_BYTES:,}"),
     # eval
     "eval.seq_len": ("[0, inf)", "0 = schedule.train_seq_len"),
@@ -464,7 +499,10 @@ def range_problems(cfg:Config)->list[str]:
 
 # %% ../nbs/00_config.ipynb #790d5c04
 _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("default", "polar_express"),
-            "data.corpus": ("fineweb", "news", "sotu", "dir"), "export.quant": ("int8",),
+            "data.corpus": ("fineweb", "news", "sotu", "dir"), "export.quant": ("int8", "intn"),
+            "export.method": ("rtn", "gptq_lite", "gptq", "gptq_sdclip"), "export.embed_method": ("rtn", "gptq"),
+            "export.control_dtype": ("fp32", "fp16"), "export.calibration": ("train", "val"),
+            "export.serializer": ("torch", "raw", "pergroup"),
             "export.compressor": ("zlib", "lzma", "zstd", "brotli"), "eval.mode": ("standard", "sliding"),
             "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off"),
             "model.activation": ("relu2", "leaky_relu2"), "model.smear_gate": ("off", "v0", "v1", "v2"),
@@ -580,6 +618,14 @@ def validate(cfg:Config)->Config:
          f"average.swa_mode={a.swa_mode!r} starts its snapshots at one trigger: set exactly one of average.swa_start_mult "
          f"(an LR multiplier: 0.2 for tight SWA, 0.5 in PR #451) and average.swa_start_frac (a fraction of training); "
          f"got swa_start_mult={a.swa_start_mult}, swa_start_frac={a.swa_start_frac}")
+    x = cfg.export
+    need(x.calibration != "val", "export.calibration=val would fit GPTQ to the validation tokens it is scored on: never allowed "
+         "(ruled illegal, techniques.md pitfall 8); use export.calibration=train (inside schedule.gptq_reserve_seconds)")
+    need(x.quant == "intn" or (x.method, x.embed_method, x.int6_top_n, x.keep_fp16) == ("rtn", "rtn", 0, ""),
+         f"export.method/embed_method/int6_top_n/keep_fp16 configure the intN policy: set export.quant=intn "
+         f"(export.quant={x.quant!r} is the baseline's int8 for every tensor)")
+    need(x.int6_top_n == 0 or x.method in ("gptq", "gptq_sdclip"), f"export.int6_top_n={x.int6_top_n} ranks the matrices by "
+         f"their Hessians' trace: it needs export.method=gptq or gptq_sdclip (export.method={x.method!r} collects no Hessian)")
     o = cfg.optim
     need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)
          f"optim.muon_backend_steps={o.muon_backend_steps}: optim.muon_coeffs=polar_express has one triple for each of "
@@ -587,6 +633,11 @@ def validate(cfg:Config)->Config:
     w, t = s.max_wallclock_seconds, cfg.launch.timeout_seconds
     need(t == 0 or w == 0 or t > w, f"launch.timeout_seconds={t} would kill the run before schedule.max_wallclock_seconds={w} "
          f"ends its training; set it above {w}, or to 0 (derived from the schedule)")
+    gptq = x.quant == "intn" and (x.method in ("gptq", "gptq_sdclip") or x.embed_method == "gptq")
+    if gptq and s.max_wallclock_seconds > 0 and s.gptq_reserve_seconds == 0:
+        warnings.warn("export.method needs GPTQ calibration on training tokens, but schedule.gptq_reserve_seconds=0: the "
+                      "calibration reads training data after the training budget, which the challenge ruled illegal "
+                      "(techniques.md pitfall 8); reserve 10-12 s as the records do", ConfigWarning, stacklevel=2)
     if cfg.export.size_cap_bytes > CHALLENGE_CAP_BYTES:
         warnings.warn(f"export.size_cap_bytes={cfg.export.size_cap_bytes:,} is above the challenge's cap of "
                       f"{CHALLENGE_CAP_BYTES:,} bytes: an artifact that fits it may not fit the challenge", ConfigWarning, stacklevel=2)

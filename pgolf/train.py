@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #f2517625
 from __future__ import annotations
-import argparse, contextlib, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
+import argparse, collections, contextlib, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,15 +29,19 @@ from .techniques.weight_averaging import averaging_callbacks
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
 from .evaluate import eval_standard, eval_sliding
-from .export import save_artifact, load_artifact, quantize_int8, byte_ledger, code_bytes
+from .export import load_artifact, quantize_int8, byte_ledger, code_bytes, pack_artifact, _write_atomic
+from .quantize import quantize_state_dict, tensor_plan
+from .techniques.gptq import collect_hessians, mixed_bits
+from .techniques.pruning import magnitude_prune
 
 # %% auto #0
 __all__ = ['CODE_MODULES', 'EVAL_BUDGET_SECONDS', 'param_groups', 'build_optimizers', 'train_budget_ms', 'grad_accum_steps',
            'accumulate', 'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha',
            'cpu_name', 'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks',
            'any_rank', 'unigram_flag', 'evaluate', 'Batches', 'RunData', 'load_data', 'build_model', 'compile_model',
-           'wrap_ddp', 'make_train_step', 'prime', 'Stopwatch', 'train_loop', 'finish_training', 'export_artifact',
-           'roundtrip_eval', 'time_ledger', 'TrainLog', 'run_callbacks', 'make_validate', 'run', 'parse_args', 'main']
+           'wrap_ddp', 'make_train_step', 'prime', 'Stopwatch', 'train_loop', 'finish_training', 'needs_hessians',
+           'calibrate', 'export_object', 'export_artifact', 'roundtrip_eval', 'time_ledger', 'TrainLog',
+           'run_callbacks', 'make_validate', 'run', 'parse_args', 'main']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -443,29 +447,78 @@ def finish_training(t:TrainState, # the run's state, after the loop
                  val_tokens=int(t.val.get("tokens", 0)), val_bytes=int(t.val.get("bytes", 0)))
 
 
+# %% ../nbs/04_train.ipynb #dc5e5783
+def needs_hessians(x)->bool:
+    "Whether the export config runs a GPTQ method (and so needs calibration)."
+    return x.quant == "intn" and (x.method in ("gptq", "gptq_sdclip") or x.embed_method == "gptq")
+
+def calibrate(model:nn.Module, # the trained, averaged GPT
+              cfg:Config, # the run's config
+              batches, # the training stream (callable giving a micro-batch)
+              accum:int, # micro-batches per training batch on this rank
+              log=print,
+             )->tuple[dict|None,float]: # (the Hessians or None, seconds)
+    "GPTQ's input Hessians from `export.calib_batches` training batches, when the export needs them."
+    if not needs_hessians(cfg.export): return None, 0.0
+    t0 = time.perf_counter()
+    n = cfg.export.calib_batches * accum
+    hessians = collect_hessians(model, batches, n)
+    secs = time.perf_counter() - t0
+    log(f"calibration: {len(hessians)} Hessians from {n} training micro-batches in {secs:.1f}s (inside the GPTQ reserve)")
+    return hessians, secs
+
+
 # %% ../nbs/04_train.ipynb #009697d4
+def export_object(sd:dict, # the final float weights (after averaging), on the CPU
+                  x, # the export config
+                  hessians:dict|None=None, # GPTQ's input Hessians (`calibrate`)
+                  log=print,
+                 )->tuple[dict,dict]: # (the export object, what each stage did)
+    "The export's transform and quantise stages: magnitude pruning, then int8 or the intN policy (with the int5/int6 mixing)."
+    info = {}
+    if x.prune_frac > 0:
+        sd, p = magnitude_prune(sd, x.prune_frac)
+        info["pruned"] = {k: p[k] for k in p if not isinstance(p[k], dict)}
+    if x.quant == "int8":
+        obj, stats = quantize_int8(sd)
+    else:
+        bits = None
+        if x.int6_top_n > 0:
+            plan = tensor_plan(sd, x)
+            mats = [n for n, pl in plan.items() if pl["kind"] == "intn" and pl["category"] in ("attn", "mlp") and n in hessians]
+            bits = mixed_bits(hessians, x.int6_top_n, names=mats)
+            info["int6_tensors"] = sum(b == 6 for b in bits.values()); info["int5_tensors"] = sum(b == 5 for b in bits.values())
+        obj, stats = quantize_state_dict(sd, x, hessians, bits)
+        info["methods"] = dict(collections.Counter(obj["methods"].values()))
+    info["payload_bytes"] = stats.get("payload_bytes", stats.get("int8_payload_bytes"))
+    return obj, info
+
 def export_artifact(model:nn.Module, # the trained (and averaged) GPT
                     cfg:Config, # the run's config
                     run_dir:Path|None, # where the artifact goes (None: the current directory)
                     d:Dist, # rank 0 writes; the others wait at the barrier
                     log=print,
+                    hessians:dict|None=None, # GPTQ's input Hessians (`calibrate`)
                    )->dict:
-    "Rank 0 quantises, compresses and writes the artifact, and measures it against the cap; every rank gets its path."
-    t0 = time.perf_counter()
-    art = Path(run_dir or ".") / f"final_model.{cfg.export.quant}.ptz"
+    "Rank 0 runs the export pipeline (prune, quantise, serialise, shuffle, compress), writes the artifact and measures it."
+    t0, x = time.perf_counter(), cfg.export
+    art = Path(run_dir or ".") / f"final_model.{x.quant}.ptz"
     out = {"artifact": str(art)}
     if d.master:
         sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        info = save_artifact(sd, art, quant=cfg.export.quant, compressor=cfg.export.compressor, level=cfg.export.level)
-        code, cap = code_bytes(code_files()), cfg.export.size_cap_bytes
-        ledger = byte_ledger(quantize_int8(sd)[0], compressor=cfg.export.compressor, level=cfg.export.level,
-                             code_bytes=code, cap=cap)
-        total = info["model_bytes"] + code
-        out.update(quant=cfg.export.quant, compressor=cfg.export.compressor, model_bytes=info["model_bytes"], code_bytes=code,
-                   total_bytes=total, headroom_bytes=cap - total, size_cap_bytes=cap, fits=total <= cap,
-                   bytes_by_group=ledger["groups"], artifact_sha256=hashlib.sha256(art.read_bytes()).hexdigest())
-        log(f"artifact {art.name}: model {info['model_bytes']:,} + code {code:,} = {total:,} bytes "
-            f"(headroom {cap - total:,} of {cap:,})")
+        obj, stages = export_object(sd, x, hessians, log)
+        blob = pack_artifact(obj, x.compressor, x.level, x.serializer, x.shuffle_stride)
+        _write_atomic(art, blob)
+        code, cap, model_bytes = code_bytes(code_files()), x.size_cap_bytes, len(blob)
+        ledger = byte_ledger(obj, compressor=x.compressor, level=x.level, code_bytes=code, cap=cap, serializer=x.serializer,
+                             shuffle_stride=x.shuffle_stride, model_bytes=model_bytes)
+        total = model_bytes + code
+        out.update(quant=x.quant, compressor=x.compressor, serializer=x.serializer, shuffle_stride=x.shuffle_stride,
+                   model_bytes=model_bytes, code_bytes=code, total_bytes=total, headroom_bytes=cap - total, size_cap_bytes=cap,
+                   fits=total <= cap, bytes_by_group=ledger["groups"], export_stages=stages,
+                   artifact_sha256=hashlib.sha256(blob).hexdigest())
+        log(f"artifact {art.name}: model {model_bytes:,} + code {code:,} = {total:,} bytes (headroom {cap - total:,} of {cap:,})"
+            + (f"; {stages['methods']}" if "methods" in stages else ""))
         if not out["fits"]: log(f"warning: the artifact does not fit: {total - cap:,} bytes over the {cap:,}-byte cap "
                                 "(export.size_cap_bytes)")
     _barrier(d)
@@ -500,7 +553,7 @@ def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
     s = cfg.schedule
     capped = s.max_wallclock_seconds > 0
     reserve = s.gptq_reserve_seconds if capped else 0.0
-    train, post = out.get("train_seconds", 0.0), out.get("post_train_seconds", 0.0)
+    train, post = out.get("train_seconds", 0.0), out.get("post_train_seconds", 0.0) + out.get("calibration_seconds", 0.0)
     ev = out.get("export_seconds", 0.0) + out.get("eval_seconds", 0.0)
     return {"priming_s": out.get("warmup_seconds", 0.0), "training_s": train, "reserve_s": reserve, "post_train_s": post,
             "train_budget_s": s.max_wallclock_seconds if capped else None,
@@ -584,7 +637,8 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     out["peak_mem_mib"] = _peak_mem_mib(d.device)
     log(f"trained {t.step} steps in {out['train_seconds']:.1f}s ({out['ms_per_step']:.1f} ms/step), val_bpb {t.val['val_bpb']:.4f}")
     finish_training(t, cbs, validate)                                       # weight averaging
-    out.update(export_artifact(base, cfg, run_dir, d, log))                 # export
+    hessians, out["calibration_seconds"] = calibrate(base, cfg, data.batches, accum, log)   # GPTQ calibration, in the reserve
+    out.update(export_artifact(base, cfg, run_dir, d, log, hessians))       # export
     out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step))   # roundtrip evaluation
     out["time_ledger"] = time_ledger(out, cfg)
     return out
