@@ -22,6 +22,7 @@ from pgolf.config import resolve
 from pgolf.model import count_params
 from pgolf.callbacks import Callbacks, TrainState, StepTimer, WallclockStop
 from pgolf.train import build_model, build_optimizers, make_train_step, run_callbacks, TrainLog
+from techniques import bench_meta, round_robin  # bench/techniques.py: the same round-robin timing
 
 HERE = Path(__file__).resolve().parent
 ARMS = {
@@ -60,17 +61,10 @@ def main(argv=None):
     ap.add_argument("--arms", default=None, help="comma-separated arm names")
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args(argv)
-    meta = dict(device=f"cpu ({torch.get_num_threads()} threads)", torch=torch.__version__, host=socket.gethostname(),
-                machine=platform.machine(), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-                command=" ".join(["python"] + sys.argv))
+    meta = bench_meta()
     arms = {k: v for k, v in ARMS.items() if a.arms is None or k in a.arms.split(",")}
     steps = {k: make_step(v) for k, v in arms.items()}
-    for _ in range(a.warmup):
-        for s, _, _ in steps.values(): s()
-    times = {k: [] for k in steps}
-    for _ in range(a.rounds):
-        for k, (s, _, _) in steps.items():
-            t = time.perf_counter(); s(); times[k].append(time.perf_counter() - t)
+    times = round_robin({k: s for k, (s, _, _) in steps.items()}, a.rounds, a.warmup)
     ctrl = statistics.median(times["control"]) if "control" in times else None
     print(f"{'arm':<20}{'params':>10}{'batch':>9}{'ms/step':>10}{'vs control':>12}")
     rows = []

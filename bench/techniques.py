@@ -71,6 +71,24 @@ def bench_xsa(rounds: int) -> list[dict]:
             for k, t in times.items()]
 
 
+def bench_meta() -> dict:
+    "Where and when a benchmark ran, for bench/results.jsonl."
+    return dict(device=f"cpu ({torch.get_num_threads()} threads)", torch=torch.__version__, host=socket.gethostname(),
+                machine=platform.machine(), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+                command=" ".join(["python"] + sys.argv))
+
+
+def round_robin(steps: dict, rounds: int, warmup: int) -> dict[str, list[float]]:
+    "Time each step function once per round, arms interleaved (drift slows every arm alike); seconds per arm."
+    for _ in range(warmup):
+        for s in steps.values(): s()
+    times = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, s in steps.items():
+            t = time.perf_counter(); s(); times[k].append(time.perf_counter() - t)
+    return times
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
@@ -79,19 +97,12 @@ def main(argv=None):
     ap.add_argument("--xsa-only", action="store_true")
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args(argv)
-    meta = dict(device=f"cpu ({torch.get_num_threads()} threads)", torch=torch.__version__, host=socket.gethostname(),
-                machine=platform.machine(), date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-                command=" ".join(["python"] + sys.argv))
+    meta = bench_meta()
     rows = []
     if not a.xsa_only:
         arms = arms_from_plan(a.arms.split(",") if a.arms else None)
         steps = {k: make_step(v) for k, v in arms.items()}
-        for _ in range(a.warmup):
-            for s, _, _ in steps.values(): s()
-        times = {k: [] for k in steps}
-        for _ in range(a.rounds):
-            for k, (s, _, _) in steps.items():
-                t = time.perf_counter(); s(); times[k].append(time.perf_counter() - t)
+        times = round_robin({k: s for k, (s, _, _) in steps.items()}, a.rounds, a.warmup)
         ctrl = statistics.median(times["control"]) if "control" in times else None
         print(f"{'arm':<14}{'params':>10}{'batch':>9}{'ms/step':>10}{'vs control':>12}")
         for k, (s, params, batch) in steps.items():
