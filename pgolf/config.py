@@ -15,8 +15,8 @@ __all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'C
            'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg', 'QatCfg', 'DataCfg', 'ExportCfg',
            'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten', 'parse_overrides',
            'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval', 'range_problems',
-           'parse_layers', 'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve', 'override',
-           'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
+           'needs_hessians', 'parse_layers', 'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve',
+           'override', 'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -188,13 +188,27 @@ class ExportCfg:
     scale_floor: bool = True         # scale >= 1/cr, the records' 1/31 (pitfall 4); SDClip has none
     sdclip_k: float = 12.85          # SDClip: scale = k * std(row) / cr for the matrices (04-05)
     embed_sdclip_k: float = 20.0     # ... for the embedding (04-05 at int8; 15 at int7 in 04-14)
+    mlp_sdclip_k: float = 0.0        # per-category SDClip (04-14's adaptive clip): the MLP matrices' k, 0 = sdclip_k (12.0 in 04-14's runs)
+    attn_sdclip_k: float = 0.0       # ... the attention matrices' k, 0 = sdclip_k (13.0 in 04-14's runs)
     int6_top_n: int = 0              # mixed int5/int6: the N matrices with the largest trace(H) in int6, the rest int5 (0 off; 32 in 03-31)
     keep_fp16: str = ""              # comma-separated name substrings stored fp16, e.g. "blocks.9.attn.c_k" (PR #451's last-layer key)
     passthrough_numel: int = 65536   # float tensors this small are stored as floats, not quantised (8192 in 10L)
     control_dtype: str = "fp32"      # control tensors kept as "fp32" (the baseline) or "fp16" (03-22's small tensors, 04-05 on)
-    prune_frac: float = 0.0          # magnitude pruning of every large matrix before quantisation: 0.03 (10L), 0.02 (PR #569)
-    calibration: str = "train"       # GPTQ's Hessians from "train" tokens inside the GPTQ reserve; "val" is refused (pitfall 8)
-    calib_batches: int = 64          # GPTQ_CALIBRATION_BATCHES of schedule.train_batch_tokens: 64 (03-29 ... 04-09), 16 (04-14 on)
+    prune_frac: float = 0.0          # magnitude pruning of every large matrix before quantisation: 0.03 (10L)
+    prune_quantized_frac: float = 0.0  # PR #569's pruning after GPTQ: one threshold over the attn/mlp matrices' |q| (0.02); 0 off
+    lqer_rank: int = 0               # LQER (04-27): rank r of the correction A @ B of the largest quantisation errors; 0 off, 4 in the records
+    lqer_top_k: int = 3              # how many matrices LQER corrects, the largest ||W - W_hat||_F first (3 in the records)
+    lqer_mode: str = "asym"          # "asym" (A int2, B int4 per 64 entries: the records), "sym" (per-row int lqer_bits), "float" (fp32)
+    lqer_bits: int = 4               # the symmetric packing's bits (the records' fallback: 4)
+    selective_prune: bool = False    # 03-25: zero the fewest +-1 values (smallest scale^2 first) that bring code + model under size_cap_bytes
+    calibration: str = "train"       # GPTQ's Hessians from "train" tokens inside the GPTQ reserve, or "ar": text the averaged model
+                                     # samples itself after training, on the evaluation side (03-25, 03-31); "val" is refused (pitfall 8)
+    calib_batches: int = 64          # train: GPTQ_CALIBRATION_BATCHES of schedule.train_batch_tokens: 64 (03-29 ... 04-09), 16 (04-14 on)
+    calib_seqs: int = 64             # ar: sequences of schedule.train_seq_len tokens sampled (64 x 2048 in 03-25)
+    calib_temperature: float = 0.8   # ar: the sampling temperature (0.8)
+    calib_gen_batch: int = 8         # ar: sequences sampled at once (8)
+    keep_float_weights: bool = True  # write final_model.pt (the averaged float weights) so `pgolf export` can re-export the run
+                                     # (70-140 MB at full size)
     serializer: str = "torch"        # "torch" (torch.save, the baseline's layout), "raw" (no torch.save overhead, PR #569's idea)
                                      # or "pergroup" (one stream per tensor group, the 04-27 1.0611 record)
     shuffle_stride: int = 0          # byte shuffle before compression: 0 off, 2 (03-31, 04-01 ... 04-09, with brotli)
@@ -457,6 +471,15 @@ RANGES = {
     "export.int6_top_n": ("[0, inf)", "0 = off"),
     "export.passthrough_numel": ("[0, inf)", "65,536 in the baseline"),
     "export.prune_frac": ("[0, 1)", "a fraction of each large matrix's entries"),
+    "export.mlp_sdclip_k": ("[0, inf)", "0 = export.sdclip_k"),
+    "export.attn_sdclip_k": ("[0, inf)", "0 = export.sdclip_k"),
+    "export.prune_quantized_frac": ("[0, 1)", "a fraction of the attn/mlp matrices' quantised values; 0 = off"),
+    "export.lqer_rank": ("[0, inf)", "0 = off; 4 in the records"),
+    "export.lqer_top_k": ("[1, inf)", "matrices corrected"),
+    "export.lqer_bits": ("[2, 8]", "the symmetric packing's bits"),
+    "export.calib_seqs": ("[1, inf)", "sampled sequences"),
+    "export.calib_temperature": ("(0, inf)", "softmax(logits / T)"),
+    "export.calib_gen_batch": ("[1, inf)", "sequences sampled at once"),
     "export.shuffle_stride": ("[0, 8]", "0 = off; the records use 2"),
     "export.calib_batches": ("[1, inf)", "batches of schedule.train_batch_tokens"),
     "export.size_cap_bytes": ("[1, inf)", f"the challenge's is {CHALLENGE_CAP_BYTES:,}"),
@@ -501,7 +524,8 @@ def range_problems(cfg:Config)->list[str]:
 _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("default", "polar_express"),
             "data.corpus": ("fineweb", "news", "sotu", "dir"), "export.quant": ("int8", "intn"),
             "export.method": ("rtn", "gptq_lite", "gptq", "gptq_sdclip"), "export.embed_method": ("rtn", "gptq"),
-            "export.control_dtype": ("fp32", "fp16"), "export.calibration": ("train", "val"),
+            "export.control_dtype": ("fp32", "fp16"), "export.calibration": ("train", "ar", "val"),
+            "export.lqer_mode": ("asym", "sym", "float"),
             "export.serializer": ("torch", "raw", "pergroup"),
             "export.compressor": ("zlib", "lzma", "zstd", "brotli"), "eval.mode": ("standard", "sliding"),
             "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off"),
@@ -512,6 +536,10 @@ _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("d
             "model.parallel_skip_lane": ("lane0", "dropped"),
             "schedule.warmdown_shape": ("linear", "cosine"), "average.swa_mode": ("off", "apply", "collect"),
             "qat.mode": ("off", "late", "always")}
+
+def needs_hessians(x:ExportCfg)->bool:
+    "Whether the export runs a GPTQ method, and so needs calibration (the one home of this rule)."
+    return x.quant == "intn" and (x.method in ("gptq", "gptq_sdclip") or x.embed_method == "gptq")
 
 def parse_layers(key:str, # the config key, for the error message
                  spec:str, # comma-separated layer indices, e.g. "9,10" ("" = none)
@@ -626,6 +654,18 @@ def validate(cfg:Config)->Config:
          f"(export.quant={x.quant!r} is the baseline's int8 for every tensor)")
     need(x.int6_top_n == 0 or x.method in ("gptq", "gptq_sdclip"), f"export.int6_top_n={x.int6_top_n} ranks the matrices by "
          f"their Hessians' trace: it needs export.method=gptq or gptq_sdclip (export.method={x.method!r} collects no Hessian)")
+    for key, on in (("prune_quantized_frac", x.prune_quantized_frac > 0), ("lqer_rank", x.lqer_rank > 0),
+                    ("selective_prune", x.selective_prune), ("mlp_sdclip_k", x.mlp_sdclip_k > 0), ("attn_sdclip_k", x.attn_sdclip_k > 0)):
+        need(not on or x.quant == "intn", f"export.{key} works on the intN policy's matrices: set export.quant=intn "
+             f"(export.quant={x.quant!r} is the baseline's int8)")
+    need((x.mlp_sdclip_k == 0 and x.attn_sdclip_k == 0) or x.method == "gptq_sdclip",
+         f"export.mlp_sdclip_k / attn_sdclip_k set SDClip's k per category: they need export.method=gptq_sdclip "
+         f"(export.method={x.method!r} does not use SDClip)")
+    need(x.serializer != "pergroup" or x.shuffle_stride == 0, f"export.serializer=pergroup writes its int8 streams column by "
+         f"column and takes no byte shuffle: set export.shuffle_stride=0 (it is {x.shuffle_stride})")
+    need(x.calibration != "ar" or needs_hessians(x), "export.calibration=ar samples calibration text for GPTQ's Hessians, but "
+         f"the export runs no GPTQ (export.method={x.method!r}, export.embed_method={x.embed_method!r}): set a GPTQ method or "
+         "export.calibration=train")
     o = cfg.optim
     need(o.muon_coeffs != "polar_express" or o.muon_backend_steps <= 5,  # POLAR_EXPRESS_COEFFS has 5 triples (04-23)
          f"optim.muon_backend_steps={o.muon_backend_steps}: optim.muon_coeffs=polar_express has one triple for each of "
@@ -633,8 +673,7 @@ def validate(cfg:Config)->Config:
     w, t = s.max_wallclock_seconds, cfg.launch.timeout_seconds
     need(t == 0 or w == 0 or t > w, f"launch.timeout_seconds={t} would kill the run before schedule.max_wallclock_seconds={w} "
          f"ends its training; set it above {w}, or to 0 (derived from the schedule)")
-    gptq = x.quant == "intn" and (x.method in ("gptq", "gptq_sdclip") or x.embed_method == "gptq")
-    if gptq and s.max_wallclock_seconds > 0 and s.gptq_reserve_seconds == 0:
+    if needs_hessians(x) and x.calibration == "train" and s.max_wallclock_seconds > 0 and s.gptq_reserve_seconds == 0:
         warnings.warn("export.method needs GPTQ calibration on training tokens, but schedule.gptq_reserve_seconds=0: the "
                       "calibration reads training data after the training budget, which the challenge ruled illegal "
                       "(techniques.md pitfall 8); reserve 10-12 s as the records do", ConfigWarning, stacklevel=2)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .config import ExportCfg, CONTROL_TENSOR_NAME_PATTERNS, is_control
-from .export import (quantize_rows, quantize_tensor_int8, dequantize_int8, INT8_FORMAT, INT8_PER_ROW_SCALE_DTYPE,
+from .export import (quantize_rows, dequantize_rows, quantize_tensor_int8, quantize_int8, dequantize_int8, INT8_FORMAT, INT8_PER_ROW_SCALE_DTYPE,
                           _own_storage, _dtype_name, DEQUANTIZERS)
 
 # %% auto #0
-__all__ = ['QUANT_CATEGORIES', 'INTN_FORMAT', 'quant_category', 'category_bits', 'tensor_plan', 'quantize_matrix',
-           'quantize_state_dict', 'dequantize_state_dict']
+__all__ = ['QUANT_CATEGORIES', 'INTN_FORMAT', 'PRUNE_CATEGORIES', 'LQER_CATEGORIES', 'quant_category', 'category_bits',
+           'tensor_plan', 'sdclip_k', 'quantize_matrix', 'quantize_state_dict', 'dequantize_state_dict', 'matrix_names',
+           'prune_quantized_stage', 'lqer_stage', 'lqer_weights', 'selective_prune_stage', 'export_pipeline']
 
 # %% ../nbs/05b_quantize.ipynb #30f96c55
 QUANT_CATEGORIES = ("embed", "attn", "mlp", "other")
@@ -54,15 +55,23 @@ def tensor_plan(state_dict:dict, # name -> tensor
     return plan
 
 # %% ../nbs/05b_quantize.ipynb #3a0d46ac
+def sdclip_k(x:ExportCfg, # the export config
+             category:str, # a `quant_category`
+            )->float:
+    "SDClip's k for a category: the embedding's, 04-14's per-category k for mlp and attn (0 falls back), else `export.sdclip_k`."
+    if category == "embed": return x.embed_sdclip_k
+    return {"mlp": x.mlp_sdclip_k, "attn": x.attn_sdclip_k}.get(category, 0.0) or x.sdclip_k
+
 def quantize_matrix(w:Tensor, # a float matrix
                     bits:int, # its per-row intN
                     x:ExportCfg, # the export config (method, clip, range, floor, SDClip's k)
                     hessian:Tensor|None=None, # its input Hessian (the GPTQ methods)
-                    embed:bool=False, # the tied embedding: `export.embed_method` and `export.embed_sdclip_k`
+                    category:str="other", # its `quant_category`: embed picks `export.embed_method`; each picks its SDClip k
                     name:str="", # for the error message
                    )->tuple[Tensor,Tensor,str]: # int8 values, per-row scales, the method used
     "One matrix through the configured method; a GPTQ method without a Hessian is an error naming the matrix."
     from pgolf.techniques import gptq
+    embed = category == "embed"
     method = ("gptq_sdclip" if x.method == "gptq_sdclip" else "gptq") if embed and x.embed_method == "gptq" else \
              ("rtn" if embed else x.method)
     if method == "rtn":
@@ -78,7 +87,7 @@ def quantize_matrix(w:Tensor, # a float matrix
     if method == "gptq":
         q, s = gptq.gptq_best_clip(w, hessian, bits, scale_floor=x.scale_floor, symmetric=x.symmetric, info=info)
     else:
-        k = x.embed_sdclip_k if embed else x.sdclip_k
+        k = sdclip_k(x, category)
         q, s = gptq.gptq_quantize(w, hessian, bits, scale=gptq.sdclip_scale(w, bits, k), symmetric=x.symmetric, info=info)
     return q, s, info.get("method", method) if info.get("method") != "gptq" else method
 
@@ -100,7 +109,7 @@ def quantize_state_dict(state_dict:dict, # name -> tensor (e.g. the averaged mod
             passthrough[name] = _own_storage(kept); stats["payload_bytes"] += kept.numel() * kept.element_size()
             continue
         if p["kind"] == "intn":
-            q, s, how = quantize_matrix(t.float(), p["bits"], x, (hessians or {}).get(name), embed=p["category"] == "embed", name=name)
+            q, s, how = quantize_matrix(t.float(), p["bits"], x, (hessians or {}).get(name), p["category"], name=name)
             s = s.to(INT8_PER_ROW_SCALE_DTYPE); bits[name], methods[name] = p["bits"], how
         else: q, s = quantize_tensor_int8(t); bits[name], methods[name] = 8, "int8"
         quantized[name], scales[name], dtypes[name] = q, s, _dtype_name(t.dtype)
@@ -116,6 +125,105 @@ def dequantize_state_dict(obj:dict)->dict[str,Tensor]:
         raise ValueError(f"not an export object: format {fmt!r}, expected {INTN_FORMAT!r} or {INT8_FORMAT!r}")
     # the intN object has the baseline's layout: the baseline's dequantiser reads it
     core = {k: obj[k] for k in ("quantized", "scales", "dtypes", "passthrough", "passthrough_orig_dtypes") if k in obj}
-    return dequantize_int8({"__quant_format__": INT8_FORMAT, **core})
+    out = dequantize_int8({"__quant_format__": INT8_FORMAT, **core})
+    if obj.get("lqer"):   # LQER (below): q·s + A @ B in fp32, then the tensor's dtype
+        for n, w in lqer_weights(obj).items(): out[n] = w.to(out[n].dtype).contiguous()
+    return out
 
 DEQUANTIZERS[INTN_FORMAT] = dequantize_state_dict   # `pgolf.export.load_artifact` reads intN artifacts through it
+
+# %% ../nbs/05b_quantize.ipynb #fdfa6545
+PRUNE_CATEGORIES = ("attn", "mlp")  # the matrices PR #569 and 03-25 prune: their int6 attention and MLP tensors
+LQER_CATEGORIES = ("embed", "attn", "mlp", "other")  # LQER's candidates: every quantised matrix, the embedding too (04-27)
+
+def matrix_names(obj:dict, # an intN export object
+                 categories:tuple=PRUNE_CATEGORIES, # the `quant_category`s to keep
+                )->list[str]: # names, in the object's order
+    "The per-row intN matrices of `obj` in `categories` (not the per-tensor int8 leftovers)."
+    return [n for n, q in obj["quantized"].items()
+            if q.ndim == 2 and obj.get("methods", {}).get(n) != "int8" and quant_category(n) in categories]
+
+def prune_quantized_stage(obj:dict, # an intN export object
+                          frac:float, # `export.prune_quantized_frac`
+                         )->tuple[dict,dict]: # (a new object, what was pruned)
+    "PR #569's global post-GPTQ pruning of the attention and MLP values: one threshold, `|q| <= t` set to 0."
+    from pgolf.techniques.pruning import prune_quantized_global
+    names = matrix_names(obj)
+    q, info = prune_quantized_global(obj["quantized"], frac, names)
+    return {**obj, "quantized": q}, {**info, "frac": frac, "tensors": len(names)}
+
+# %% ../nbs/05b_quantize.ipynb #8df110b1
+def lqer_stage(sd:dict, # the float weights the object was quantised from
+               obj:dict, # the intN export object (after any pruning of its values)
+               x:ExportCfg, # export.lqer_rank, lqer_top_k, lqer_mode, lqer_bits
+              )->tuple[dict,dict]: # (the object with an `lqer` entry, what was corrected and its bytes)
+    "04-27's LQER: a rank-r correction of the `lqer_top_k` largest quantisation errors, stored in `obj['lqer']`."
+    from pgolf.techniques.lqer import lqer_correct, lqer_state, lqer_bytes
+    names = matrix_names(obj, LQER_CATEGORIES)
+    W_hat = {n: dequantize_rows(obj["quantized"][n], obj["scales"][n]) for n in names}
+    fs = lqer_correct({n: sd[n] for n in names}, W_hat, x.lqer_rank, x.lqer_top_k, x.lqer_mode, x.lqer_bits, names=names)
+    tensors = {}
+    for n, f in fs.items():
+        A, B = f.dequant()
+        err0, err1 = float((sd[n].float() - W_hat[n]).norm()), float((sd[n].float() - W_hat[n] - A @ B).norm())
+        tensors[n] = dict(rank=f.rank, mode=f.mode, error=err0, error_after=err1, **lqer_bytes(f))
+    info = dict(rank=x.lqer_rank, mode=x.lqer_mode, tensors=tensors, stored_bytes=sum(t["stored_bytes"] for t in tensors.values()))
+    return {**obj, "lqer": {n: lqer_state(n, f) for n, f in fs.items()}}, info
+
+def lqer_weights(obj:dict)->dict[str,Tensor]:
+    "The corrected fp32 matrices `q·s + A @ B` of an object's `lqer` entry (empty when it has none)."
+    from pgolf.techniques.lqer import lqer_from_state, lqer_apply
+    out = {}
+    for n, entries in (obj.get("lqer") or {}).items():
+        f = lqer_from_state(entries, n)
+        if f is None: raise ValueError(f"the artifact's lqer entry for {n!r} holds {sorted(entries)}, not an LQER correction")
+        out[n] = lqer_apply(dequantize_rows(obj["quantized"][n], obj["scales"][n]), f)
+    return out
+
+# %% ../nbs/05b_quantize.ipynb #02f95de9
+def selective_prune_stage(obj:dict, # an intN export object (after LQER)
+                          x:ExportCfg, # its stages (serializer, shuffle, compressor) and the cap
+                          code_bytes:int=0, # the code's bytes, which count toward the cap
+                         )->tuple[dict,dict]: # (the pruned object, the search's record)
+    "03-25's selective ±1 pruning of the attention and MLP matrices down to `export.size_cap_bytes`, on real compressed bytes."
+    from pgolf.techniques.pruning import selective_prune
+    from pgolf.export import pack_artifact
+    names = matrix_names(obj)
+    total = lambda q: len(pack_artifact({**obj, "quantized": q}, x.compressor, x.level, x.serializer, x.shuffle_stride)) + code_bytes
+    q, info = selective_prune(obj["quantized"], {n: obj["scales"][n] for n in names}, total, x.size_cap_bytes, names)
+    return {**obj, "quantized": q}, info
+
+# %% ../nbs/05b_quantize.ipynb #e646b938
+import collections
+
+def export_pipeline(sd:dict, # the final float weights (after averaging), on the CPU
+                    x:ExportCfg, # the export config
+                    hessians:dict|None=None, # GPTQ's input Hessians, when `needs_hessians(x)`
+                    code_bytes:int=0, # the code's bytes (the cap of the selective pruning counts them)
+                   )->tuple[dict,dict]: # (the export object, what each stage did)
+    "Prune the floats, quantise, prune the values, add LQER, prune to the cap: the export object, ready to serialise."
+    from pgolf.techniques.pruning import magnitude_prune
+    from pgolf.techniques.gptq import mixed_bits
+    info = {}
+    if x.prune_frac > 0:
+        sd, p = magnitude_prune(sd, x.prune_frac)
+        info["pruned"] = {k: p[k] for k in p if not isinstance(p[k], dict)}
+    if x.quant == "int8":
+        obj, stats = quantize_int8(sd)
+        info["payload_bytes"] = stats["int8_payload_bytes"]
+        return obj, info
+    bits = None
+    if x.int6_top_n > 0:
+        plan = tensor_plan(sd, x)
+        mats = [n for n, pl in plan.items() if pl["kind"] == "intn" and pl["category"] in PRUNE_CATEGORIES and n in hessians]
+        bits = mixed_bits(hessians, x.int6_top_n, names=mats)
+        info["int6_tensors"] = sum(b == 6 for b in bits.values()); info["int5_tensors"] = sum(b == 5 for b in bits.values())
+    obj, stats = quantize_state_dict(sd, x, hessians, bits)
+    info["methods"] = dict(collections.Counter(obj["methods"].values()))
+    info["payload_bytes"] = stats["payload_bytes"]
+    if x.prune_quantized_frac > 0: obj, info["pruned_quantized"] = prune_quantized_stage(obj, x.prune_quantized_frac)
+    if x.lqer_rank > 0: obj, info["lqer"] = lqer_stage(sd, obj, x)
+    if x.selective_prune:
+        obj, sp = selective_prune_stage(obj, x, code_bytes)
+        info["selective_prune"] = {k: v for k, v in sp.items() if k != "trials"}
+    return obj, info

@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/techniques/gptq.html.md"""
 
 # %% ../../nbs/techniques/gptq.ipynb #745cae52
 from __future__ import annotations
-import warnings
+import contextlib, warnings
 from collections.abc import Callable, Iterable
 import torch
 from torch import Tensor
@@ -16,9 +16,10 @@ from .parallel_residuals import leave_lanes
 
 # %% auto #0
 __all__ = ['GPTQ_LITE_PERCENTILES', 'EMBED_KEY', 'SDCLIP_K_MATRIX', 'SDCLIP_K_EMBED', 'SDCLIP_MIN_SCALE', 'HESSIAN_CLIP_LAMBDA',
-           'int_range', 'round_to_nearest', 'dequantize', 'layer_error', 'clip_scale', 'gptq_lite', 'Hessians',
-           'hessian_names', 'collect_hessians', 'damp_hessian', 'gptq_quantize', 'gptq_best_clip', 'sdclip_scale',
-           'hessian_sdclip_scale', 'rank_by_sensitivity', 'mixed_bits']
+           'AR_CALIB_SEQS', 'AR_CALIB_TEMPERATURE', 'AR_CALIB_BATCH', 'int_range', 'round_to_nearest', 'dequantize',
+           'layer_error', 'clip_scale', 'gptq_lite', 'Hessians', 'hessian_names', 'collect_hessians', 'damp_hessian',
+           'gptq_quantize', 'gptq_best_clip', 'sdclip_scale', 'hessian_sdclip_scale', 'rank_by_sensitivity',
+           'mixed_bits', 'generate_calibration', 'token_batches']
 
 # %% ../../nbs/techniques/gptq.ipynb #ba6b9c1e
 def int_range(bits:int, # 2..8 (the values are stored one per int8)
@@ -348,3 +349,46 @@ def mixed_bits(hessians:dict, # name -> H
     chosen = [n for n in ranked if n in force][:n_high]
     chosen += [n for n in ranked if n not in chosen][:n_high - len(chosen)]
     return {n: high if n in chosen else low for n in names}
+
+# %% ../../nbs/techniques/gptq.ipynb #f550d2b7
+AR_CALIB_SEQS, AR_CALIB_TEMPERATURE, AR_CALIB_BATCH = 64, 0.8, 8  # 03-25 train_gpt.py:1081-1082, 1983-1985
+
+def generate_calibration(model, # a pgolf GPT (the averaged model), or anything with `forward_logits` and parameters
+                         n_seqs:int=AR_CALIB_SEQS, # sequences to sample
+                         seq_len:int=2048, # tokens per sequence (the record: train_seq_len)
+                         temperature:float=AR_CALIB_TEMPERATURE, # softmax(logits / temperature)
+                         batch:int=AR_CALIB_BATCH, # sequences sampled at once
+                         seed:int=0, # the generator's seed (the record: the run's seed)
+                         vocab_size:int|None=None, # the first token's range (None: the model's tok_emb rows)
+                         autocast=None, # a context manager factory for the forward passes (bf16 on CUDA), or None
+                        )->Tensor: # (n_seqs, seq_len) int64 token ids, on the model's device
+    "03-25's AR self-generated calibration: a uniform first token, then `seq_len - 1` draws at `temperature`, full-prefix recompute."
+    if temperature <= 0: raise ValueError(f"temperature={temperature}: sampling needs a temperature > 0 (the record uses 0.8)")
+    if n_seqs < 1 or seq_len < 2 or batch < 1: raise ValueError(f"n_seqs={n_seqs}, seq_len={seq_len}, batch={batch}: need >= 1, >= 2, >= 1")
+    device = next(model.parameters()).device
+    V = vocab_size or model.tok_emb.num_embeddings
+    rng = torch.Generator(device=device); rng.manual_seed(seed)
+    was_training, out = model.training, []
+    model.eval()
+    try:
+        with torch.inference_mode(), (autocast() if autocast else contextlib.nullcontext()):
+            for start in range(0, n_seqs, batch):
+                bs = min(batch, n_seqs - start)
+                toks = torch.randint(0, V, (bs, 1), device=device, generator=rng)
+                for _ in range(seq_len - 1):
+                    probs = torch.softmax(model.forward_logits(toks)[:, -1, :].float() / temperature, dim=-1)
+                    toks = torch.cat([toks, torch.multinomial(probs, 1, generator=rng)], dim=1)
+                out.append(toks)
+    finally: model.train(was_training)
+    return torch.cat(out)
+
+def token_batches(tokens:Tensor, # (n, T) sequences, e.g. from `generate_calibration`
+                  per_batch:int=1, # sequences per batch (the record: 1)
+                 )->Callable: # each call: the next (x, y) = (seq[:, :-1], seq[:, 1:]), cycling
+    "A `collect_hessians` batch source over fixed sequences: `len(tokens) // per_batch` calls cover them once."
+    state = {"i": 0}
+    def next_batch():
+        i = state["i"] % tokens.shape[0]; state["i"] = i + per_batch
+        s = tokens[i:i + per_batch]
+        return s[:, :-1], s[:, 1:]
+    return next_batch
