@@ -1,4 +1,4 @@
-"""`pgolf train`, `pgolf ablate`, `pgolf results`, `pgolf config`, `pgolf presets` and `pgolf fetch`: the lab from a shell.
+"""`pgolf train`, `pgolf export`, `pgolf ablate`, `pgolf results`, `pgolf config`, `pgolf presets` and `pgolf fetch`: the lab from a shell.
 
 Docs: https://pgolf.github.io/pgolf/cli.html.md"""
 
@@ -12,8 +12,8 @@ from .config import ConfigError, ConfigWarning, PRESETS, resolve, load_overrides
 from .lab.runs import launch, run_name, over_cap, RunFailed, DONE_STATUSES
 
 # %% auto #0
-__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate', 'cmd_results',
-           'build_parser', 'main']
+__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_export', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate',
+           'cmd_results', 'build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ad502166
 def _resolve_args(a)->tuple:
@@ -26,7 +26,7 @@ def _resolve_args(a)->tuple:
 def summary(res:dict)->str:
     "The few lines a run ends with."
     if res.get("status") not in DONE_STATUSES: return f"run failed: {res.get('error')}"
-    lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after int8+{res.get('compressor', 'zlib')} roundtrip {res['val_bpb']:.4f}"
+    lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after {res.get('quant', 'int8')}+{res.get('compressor', 'zlib')} roundtrip {res['val_bpb']:.4f}"
              f"   (val_loss {res['val_loss']:.4f} nats)"]
     if "val_unigram_bpb" in res: lines.append(f"reference unigram entropy of the val split: {res['val_unigram_bpb']:.4f} bpb")
     lines.append(f"bytes     model {res['model_bytes']:,} + code {res['code_bytes']:,} = {res['total_bytes']:,}"
@@ -46,6 +46,12 @@ def cmd_train(a)->int:
         print(f"\n{e}", file=sys.stderr); return 1
     print("\n" + summary(res)); print(f"run dir   {run_dir}")
     return 0 if res.get("status") == "ok" else 1  # degenerate: finished, but learned nothing
+
+def cmd_export(a)->int:
+    from pgolf.train import reexport
+    res = reexport(a.run_dir, parse_overrides(a.overrides), a.out, a.device, echo=not a.quiet)
+    print("\n" + summary(res)); print(f"export dir {Path(res['artifact']).parent}")
+    return 0 if res.get("status") == "ok" else 1
 
 def cmd_config(a)->int:
     cfg, _ = _resolve_args(a)
@@ -124,6 +130,13 @@ def build_parser()->argparse.ArgumentParser:
     t.add_argument("--runs", default="runs", help="parent of run directories (default: ./runs)")
     t.add_argument("-q", "--quiet", action="store_true", help="don't stream the run's log")
     t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("export", help="re-export a finished run's float weights with another recipe, reload and evaluate (no training)")
+    e.add_argument("run_dir", help="a finished run directory (it holds final_model.pt)")
+    e.add_argument("overrides", nargs="*", help="export.* overrides, e.g. export.quant=intn export.method=gptq_lite")
+    e.add_argument("--out", default=None, help="where to write (default: RUN_DIR/exports/<config hash>)")
+    e.add_argument("--device", default=None, choices=["cpu", "cuda"], help="where to calibrate and evaluate (default: the run's)")
+    e.add_argument("-q", "--quiet", action="store_true", help="don't print the log")
+    e.set_defaults(fn=cmd_export)
     c = sub.add_parser("config", help="print the resolved config and its hash"); cfg_args(c); c.set_defaults(fn=cmd_config)
     ps = sub.add_parser("presets", help="list presets"); ps.add_argument("-v", "--verbose", action="store_true"); ps.set_defaults(fn=cmd_presets)
     f = sub.add_parser("fetch", help="download the challenge's FineWeb shards and tokenizer")

@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/train.html.md"""
 
 # %% ../nbs/04_train.ipynb #f2517625
 from __future__ import annotations
-import argparse, collections, contextlib, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
+import argparse, collections, contextlib, io, copy, hashlib, json, math, os, platform, random, socket, subprocess, sys, time, traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +17,8 @@ import torch.distributed as dist
 import torch.nn as nn
 
 import pgolf
-from .config import Config, ScheduleCfg, ConfigError, resolve, override, load_config, save_config, config_hash, is_control, CONTROL_TENSOR_NAME_PATTERNS
+from .config import (Config, parse_overrides, flatten, config_diff, ScheduleCfg, ConfigError, resolve, override, load_config, save_config, config_hash, is_control,
+                          CONTROL_TENSOR_NAME_PATTERNS, needs_hessians)
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
 from .callbacks import Callback, Callbacks, TrainState, WallclockStop, StepTimer
@@ -29,19 +30,19 @@ from .techniques.weight_averaging import averaging_callbacks
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
 from .evaluate import eval_standard, eval_sliding
-from .export import load_artifact, quantize_int8, byte_ledger, code_bytes, pack_artifact, _write_atomic
-from .quantize import quantize_state_dict, tensor_plan
-from .techniques.gptq import collect_hessians, mixed_bits
-from .techniques.pruning import magnitude_prune
+from .export import load_artifact, byte_ledger, code_bytes, pack_artifact, _write_atomic
+from .quantize import export_pipeline
+from .techniques.gptq import collect_hessians, generate_calibration, token_batches
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'EVAL_BUDGET_SECONDS', 'param_groups', 'build_optimizers', 'train_budget_ms', 'grad_accum_steps',
-           'accumulate', 'Dist', 'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha',
-           'cpu_name', 'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks',
-           'any_rank', 'unigram_flag', 'evaluate', 'Batches', 'RunData', 'load_data', 'build_model', 'compile_model',
-           'wrap_ddp', 'make_train_step', 'prime', 'Stopwatch', 'train_loop', 'finish_training', 'needs_hessians',
-           'calibrate', 'export_object', 'export_artifact', 'roundtrip_eval', 'time_ledger', 'TrainLog',
-           'run_callbacks', 'make_validate', 'run', 'parse_args', 'main']
+__all__ = ['CODE_MODULES', 'FLOAT_WEIGHTS', 'EVAL_BUDGET_SECONDS', 'EXPORTS_DIR', 'EXPORT_FIELDS', 'param_groups',
+           'build_optimizers', 'train_budget_ms', 'grad_accum_steps', 'accumulate', 'Dist', 'pick_device',
+           'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name', 'provenance', 'RunLog',
+           'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks', 'any_rank', 'unigram_flag', 'evaluate',
+           'Batches', 'RunData', 'load_data', 'build_model', 'compile_model', 'wrap_ddp', 'make_train_step', 'prime',
+           'Stopwatch', 'train_loop', 'finish_training', 'calibrate', 'save_float_weights', 'write_export',
+           'export_artifact', 'roundtrip_eval', 'time_ledger', 'TrainLog', 'run_callbacks', 'make_validate',
+           'set_status', 'run', 'parse_args', 'main', 'export_overrides', 'reexport']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -289,8 +290,13 @@ class Batches:
                  batch_tokens:int, seq_len:int, accum:int):
         self.make_loader, self.args = make_loader, (batch_tokens, seq_len, accum)
         self.restart()
-    def restart(self): self.loader = self.make_loader()
-    def __call__(self): return self.loader.next_batch(*self.args)
+    def restart(self): self.loader, self.taken = self.make_loader(), 0
+    def __call__(self):
+        self.taken += 1   # micro-batches since the last restart: where the stream stands (`calibrate` records it)
+        return self.loader.next_batch(*self.args)
+    def skip(self, n:int):
+        "Read and drop `n` micro-batches (`reexport` finds the run's calibration batches again this way)."
+        for _ in range(n): self()
 
 @dataclass
 class RunData:
@@ -448,50 +454,77 @@ def finish_training(t:TrainState, # the run's state, after the loop
 
 
 # %% ../nbs/04_train.ipynb #dc5e5783
-def needs_hessians(x)->bool:
-    "Whether the export config runs a GPTQ method (and so needs calibration)."
-    return x.quant == "intn" and (x.method in ("gptq", "gptq_sdclip") or x.embed_method == "gptq")
-
 def calibrate(model:nn.Module, # the trained, averaged GPT
               cfg:Config, # the run's config
-              batches, # the training stream (callable giving a micro-batch)
+              batches, # the training stream (a `Batches`)
               accum:int, # micro-batches per training batch on this rank
               log=print,
-             )->tuple[dict|None,float]: # (the Hessians or None, seconds)
-    "GPTQ's input Hessians from `export.calib_batches` training batches, when the export needs them."
-    if not needs_hessians(cfg.export): return None, 0.0
+              master:bool=True, # rank 0 (AR calibration runs there only: only rank 0 exports)
+             )->tuple[dict|None,dict]: # (the Hessians or None, what was done: calibration_seconds, source, tokens)
+    "GPTQ's input Hessians, when the export needs them: from training batches (in the reserve) or self-generated text."
+    x = cfg.export
+    if not needs_hessians(x): return None, {"calibration_seconds": 0.0}
     t0 = time.perf_counter()
-    n = cfg.export.calib_batches * accum
-    hessians = collect_hessians(model, batches, n)
-    secs = time.perf_counter() - t0
-    log(f"calibration: {len(hessians)} Hessians from {n} training micro-batches in {secs:.1f}s (inside the GPTQ reserve)")
-    return hessians, secs
+    if x.calibration == "ar":
+        if not master: return None, {"calibration_seconds": 0.0, "calibration": "ar"}
+        amp = autocast_dtype(cfg, next(model.parameters()).device)
+        ac = (lambda: torch.autocast(next(model.parameters()).device.type, dtype=amp)) if amp else None
+        toks = generate_calibration(model, x.calib_seqs, cfg.schedule.train_seq_len, x.calib_temperature, x.calib_gen_batch,
+                                    seed=cfg.seed, vocab_size=cfg.model.vocab_size, autocast=ac)
+        gen = time.perf_counter() - t0
+        hessians = collect_hessians(model, token_batches(toks), x.calib_seqs)
+        info = {"calibration": "ar", "calib_generate_seconds": gen, "calib_tokens": int(toks.numel())}
+        what = f"{x.calib_seqs} self-generated sequences ({gen:.1f}s to sample; on the evaluation side)"
+    else:
+        n, offset = x.calib_batches * accum, batches.taken
+        hessians = collect_hessians(model, batches, n)
+        info = {"calibration": "train", "calib_offset": offset, "calib_micro_batches": n}
+        what = f"{n} training micro-batches (inside the GPTQ reserve)"
+    info["calibration_seconds"] = time.perf_counter() - t0
+    log(f"calibration: {len(hessians)} Hessians from {what} in {info['calibration_seconds']:.1f}s")
+    return hessians, info
 
 
 # %% ../nbs/04_train.ipynb #009697d4
-def export_object(sd:dict, # the final float weights (after averaging), on the CPU
-                  x, # the export config
-                  hessians:dict|None=None, # GPTQ's input Hessians (`calibrate`)
-                  log=print,
-                 )->tuple[dict,dict]: # (the export object, what each stage did)
-    "The export's transform and quantise stages: magnitude pruning, then int8 or the intN policy (with the int5/int6 mixing)."
-    info = {}
-    if x.prune_frac > 0:
-        sd, p = magnitude_prune(sd, x.prune_frac)
-        info["pruned"] = {k: p[k] for k in p if not isinstance(p[k], dict)}
-    if x.quant == "int8":
-        obj, stats = quantize_int8(sd)
-    else:
-        bits = None
-        if x.int6_top_n > 0:
-            plan = tensor_plan(sd, x)
-            mats = [n for n, pl in plan.items() if pl["kind"] == "intn" and pl["category"] in ("attn", "mlp") and n in hessians]
-            bits = mixed_bits(hessians, x.int6_top_n, names=mats)
-            info["int6_tensors"] = sum(b == 6 for b in bits.values()); info["int5_tensors"] = sum(b == 5 for b in bits.values())
-        obj, stats = quantize_state_dict(sd, x, hessians, bits)
-        info["methods"] = dict(collections.Counter(obj["methods"].values()))
-    info["payload_bytes"] = stats.get("payload_bytes", stats.get("int8_payload_bytes"))
-    return obj, info
+FLOAT_WEIGHTS = "final_model.pt"  # the averaged float weights a run keeps for `reexport` (export.keep_float_weights)
+
+def save_float_weights(sd:dict, # the final float weights, on the CPU
+                       run_dir:Path, # the run directory
+                      )->dict: # float_weights (path) and float_weights_bytes
+    "Write the weights the export starts from, for `reexport` (atomically: a killed run leaves no half file)."
+    buf = io.BytesIO(); torch.save(sd, buf)
+    p = Path(run_dir) / FLOAT_WEIGHTS
+    _write_atomic(p, buf.getvalue())
+    return {"float_weights": str(p), "float_weights_bytes": p.stat().st_size}
+
+def write_export(sd:dict, # the final float weights (after averaging), on the CPU
+                 cfg:Config, # the run's config (its export section is the recipe)
+                 art:Path, # the artifact's path
+                 hessians:dict|None=None, # GPTQ's input Hessians (`calibrate`)
+                 log=print,
+                )->dict:
+    "The export pipeline on rank 0: transform and quantise (`pgolf.quantize.export_pipeline`), pack, write, and the ledger."
+    x = cfg.export
+    code, cap = code_bytes(code_files()), x.size_cap_bytes
+    obj, stages = export_pipeline(sd, x, hessians, code)
+    pack = lambda o: pack_artifact(o, x.compressor, x.level, x.serializer, x.shuffle_stride)
+    blob = pack(obj)
+    _write_atomic(art, blob)
+    model_bytes = len(blob)
+    ledger = byte_ledger(obj, compressor=x.compressor, level=x.level, code_bytes=code, cap=cap, serializer=x.serializer,
+                         shuffle_stride=x.shuffle_stride, model_bytes=model_bytes)
+    total = model_bytes + code
+    out = dict(artifact=str(art), quant=x.quant, compressor=x.compressor, serializer=x.serializer, shuffle_stride=x.shuffle_stride,
+               model_bytes=model_bytes, code_bytes=code, total_bytes=total, headroom_bytes=cap - total, size_cap_bytes=cap,
+               fits=total <= cap, bytes_by_group=ledger["groups"], ledger_method=ledger["method"], export_stages=stages,
+               artifact_sha256=hashlib.sha256(blob).hexdigest())
+    if ledger.get("note"): out["ledger_note"] = ledger["note"]
+    if "lqer" in obj:   # what the corrections cost compressed: the artifact without them, measured once
+        out["lqer_bytes"] = model_bytes - len(pack({k: v for k, v in obj.items() if k != "lqer"}))
+    log(f"artifact {art.name}: model {model_bytes:,} + code {code:,} = {total:,} bytes (headroom {cap - total:,} of {cap:,})"
+        + (f"; {stages['methods']}" if "methods" in stages else "") + (f"; LQER {out['lqer_bytes']:,} bytes" if "lqer_bytes" in out else ""))
+    if not out["fits"]: log(f"warning: the artifact does not fit: {total - cap:,} bytes over the {cap:,}-byte cap (export.size_cap_bytes)")
+    return out
 
 def export_artifact(model:nn.Module, # the trained (and averaged) GPT
                     cfg:Config, # the run's config
@@ -500,29 +533,18 @@ def export_artifact(model:nn.Module, # the trained (and averaged) GPT
                     log=print,
                     hessians:dict|None=None, # GPTQ's input Hessians (`calibrate`)
                    )->dict:
-    "Rank 0 runs the export pipeline (prune, quantise, serialise, shuffle, compress), writes the artifact and measures it."
+    "Rank 0 keeps the float weights (`export.keep_float_weights`) and runs the export pipeline; every rank waits for the file."
     t0, x = time.perf_counter(), cfg.export
     art = Path(run_dir or ".") / f"final_model.{x.quant}.ptz"
     out = {"artifact": str(art)}
     if d.master:
         sd = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        obj, stages = export_object(sd, x, hessians, log)
-        blob = pack_artifact(obj, x.compressor, x.level, x.serializer, x.shuffle_stride)
-        _write_atomic(art, blob)
-        code, cap, model_bytes = code_bytes(code_files()), x.size_cap_bytes, len(blob)
-        ledger = byte_ledger(obj, compressor=x.compressor, level=x.level, code_bytes=code, cap=cap, serializer=x.serializer,
-                             shuffle_stride=x.shuffle_stride, model_bytes=model_bytes)
-        total = model_bytes + code
-        out.update(quant=x.quant, compressor=x.compressor, serializer=x.serializer, shuffle_stride=x.shuffle_stride,
-                   model_bytes=model_bytes, code_bytes=code, total_bytes=total, headroom_bytes=cap - total, size_cap_bytes=cap,
-                   fits=total <= cap, bytes_by_group=ledger["groups"], export_stages=stages,
-                   artifact_sha256=hashlib.sha256(blob).hexdigest())
-        log(f"artifact {art.name}: model {model_bytes:,} + code {code:,} = {total:,} bytes (headroom {cap - total:,} of {cap:,})"
-            + (f"; {stages['methods']}" if "methods" in stages else ""))
-        if not out["fits"]: log(f"warning: the artifact does not fit: {total - cap:,} bytes over the {cap:,}-byte cap "
-                                "(export.size_cap_bytes)")
+        if x.keep_float_weights and run_dir is not None: out.update(save_float_weights(sd, run_dir))
+        t1 = time.perf_counter()
+        out.update(write_export(sd, cfg, art, hessians, log))
+        out["export_seconds"] = time.perf_counter() - t1
     _barrier(d)
-    out["export_seconds"] = time.perf_counter() - t0
+    out.setdefault("export_seconds", time.perf_counter() - t0)
     return out
 
 def roundtrip_eval(cfg:Config, # the run's config
@@ -542,7 +564,6 @@ def roundtrip_eval(cfg:Config, # the run's config
     log(f"roundtrip_exact val_loss {q['val_loss']:.8f} val_bpb {q['val_bpb']:.8f}")
     return out
 
-
 # %% ../nbs/04_train.ipynb #db208cf0
 EVAL_BUDGET_SECONDS = 600.0  # the challenge's evaluation limit, separate from the 600 s of training
 
@@ -553,11 +574,14 @@ def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
     s = cfg.schedule
     capped = s.max_wallclock_seconds > 0
     reserve = s.gptq_reserve_seconds if capped else 0.0
-    train, post = out.get("train_seconds", 0.0), out.get("post_train_seconds", 0.0) + out.get("calibration_seconds", 0.0)
-    ev = out.get("export_seconds", 0.0) + out.get("eval_seconds", 0.0)
+    calib = out.get("calibration_seconds", 0.0)
+    ar = cfg.export.calibration == "ar"   # self-generated calibration reads no training data: the evaluation side pays
+    train, post = out.get("train_seconds", 0.0), out.get("post_train_seconds", 0.0) + (0.0 if ar else calib)
+    ev = out.get("export_seconds", 0.0) + out.get("eval_seconds", 0.0) + (calib if ar else 0.0)
     return {"priming_s": out.get("warmup_seconds", 0.0), "training_s": train, "reserve_s": reserve, "post_train_s": post,
             "train_budget_s": s.max_wallclock_seconds if capped else None,
             "within_train_budget": (train + post <= s.max_wallclock_seconds) if capped else None,
+            "calibration_s": calib, "calibration_side": ("eval" if ar else "train") if calib else None,
             "export_s": out.get("export_seconds", 0.0), "eval_s": out.get("eval_seconds", 0.0),
             "eval_budget_s": EVAL_BUDGET_SECONDS, "within_eval_budget": ev <= EVAL_BUDGET_SECONDS,
             "diagnostics_s": out.get("diagnostic_eval_seconds", 0.0)}
@@ -637,11 +661,22 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     out["peak_mem_mib"] = _peak_mem_mib(d.device)
     log(f"trained {t.step} steps in {out['train_seconds']:.1f}s ({out['ms_per_step']:.1f} ms/step), val_bpb {t.val['val_bpb']:.4f}")
     finish_training(t, cbs, validate)                                       # weight averaging
-    hessians, out["calibration_seconds"] = calibrate(base, cfg, data.batches, accum, log)   # GPTQ calibration, in the reserve
+    out["train_micro_batches"] = data.batches.taken                         # where the stream stands (`reexport`)
+    hessians, calib = calibrate(base, cfg, data.batches, accum, log, d.master)   # GPTQ calibration
+    out.update(calib)
     out.update(export_artifact(base, cfg, run_dir, d, log, hessians))       # export
     out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step))   # roundtrip evaluation
     out["time_ledger"] = time_ledger(out, cfg)
     return out
+
+def set_status(result:dict, log=print):
+    "A finished run's status from its own score: degenerate (with its flag) when it is no better than unigram, else ok."
+    flag = unigram_flag(result["val_bpb"], result["val_unigram_bpb"])
+    result["status"] = "degenerate" if flag else "ok"
+    if flag:
+        result["flag"] = flag
+        log(f"warning: degenerate run, {flag}: it learned nothing beyond the token frequencies "
+            "(too few steps, a learning rate of 0, or a collapse)")
 
 def run(cfg:Config, # the resolved config
         run_dir:Path|str|None, # where rank 0 writes its files (None: nowhere)
@@ -662,12 +697,7 @@ def run(cfg:Config, # the resolved config
     result.update(provenance(d.device, d.world_size))
     try:
         result.update(_train_and_export(cfg, run_dir, d, log, progress))
-        flag = unigram_flag(result["val_bpb"], result["val_unigram_bpb"])
-        result["status"] = "degenerate" if flag else "ok"
-        if flag:
-            result["flag"] = flag
-            log(f"warning: degenerate run, {flag}: it learned nothing beyond the token frequencies "
-                "(too few steps, a learning rate of 0, or a collapse)")
+        set_status(result, log)
     except BaseException as e:
         result["status"] = "failed"
         result["error"] = f"{type(e).__name__}: {e}"
@@ -717,6 +747,90 @@ def main(argv=None):
             if logged: print(f"(the traceback is in {Path(a.run_dir) / 'train.log'})", file=sys.stderr)
             print(f"pgolf.train failed: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(1)
+
+# %% ../nbs/04_train.ipynb #030c13e4
+EXPORTS_DIR = "exports"  # where `reexport` writes, under the source run
+# result.json fields that belong to an export (and so are not copied from the source run)
+EXPORT_FIELDS = ("artifact", "quant", "compressor", "serializer", "shuffle_stride", "model_bytes", "code_bytes", "total_bytes",
+                 "headroom_bytes", "size_cap_bytes", "fits", "bytes_by_group", "ledger_method", "ledger_note", "export_stages",
+                 "artifact_sha256", "lqer_bytes", "export_seconds", "val_loss", "val_bpb", "eval_seconds", "eval_mode",
+                 "calibration", "calibration_seconds", "calib_offset", "calib_micro_batches", "calib_generate_seconds",
+                 "calib_tokens", "time_ledger", "float_weights", "float_weights_bytes", "status", "flag", "error",
+                 "run_id", "config_hash", "overrides", "start_time", "end_time", "export_from", "source_config_hash",
+                 "source_artifact_sha256")
+
+def export_overrides(cfg:Config, # the source run's config
+                     overrides:dict|list|None, # dotted export.* keys to values (or "key=value" strings)
+                    )->Config:
+    "The run's config with another export recipe; a key outside `export.*` is refused (it would need retraining)."
+    ov = parse_overrides(overrides) if isinstance(overrides, (list, tuple)) else flatten(overrides or {})
+    bad = [k for k in ov if not k.startswith("export.")]
+    if bad: raise ConfigError(f"{bad[0]!r}: a re-export takes export.* overrides only (it reuses the trained weights); "
+                              f"change {bad[0]} in a training arm instead")
+    return override(cfg, ov)
+
+def _source(run_dir:Path)->tuple[dict,Config,Path]:
+    "A finished run's result, config and float weights, or an error that says what is missing."
+    res_p, cfg_p, fw = run_dir / "result.json", run_dir / "config.json", run_dir / FLOAT_WEIGHTS
+    for p in (res_p, cfg_p):
+        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: {run_dir} is not a finished pgolf run directory")
+    res = json.loads(res_p.read_text())
+    if res.get("status") not in ("ok", "degenerate"):
+        raise ValueError(f"{res_p}: the run's status is {res.get('status')!r} ({res.get('error', 'no error recorded')}): only a "
+                         "finished run (ok or degenerate) can be re-exported")
+    if not fw.exists(): raise FileNotFoundError(f"{fw} does not exist: the run kept no float weights (export.keep_float_weights="
+                                                "false, or a run from before they were kept); train it again to re-export it")
+    return res, load_config(cfg_p), fw
+
+def reexport(run_dir:Path|str, # a finished run directory (result.json, config.json, final_model.pt)
+             overrides:dict|list|None=None, # export.* overrides: the new recipe
+             out_dir:Path|str|None=None, # where to write (None: RUN_DIR/exports/<config hash>)
+             device:str|None=None, # "cpu" or "cuda" (None: the run's launch.device)
+             echo:bool=True, # print the log lines too
+            )->dict: # the new result (also written to out_dir/result.json)
+    "Export a finished run's float weights again with another recipe, reload the artifact and evaluate it."
+    t_start = datetime.now(timezone.utc)
+    run_dir = Path(run_dir)
+    src, cfg0, fw = _source(run_dir)
+    cfg = export_overrides(cfg0, overrides)
+    if device: cfg = override(cfg, {"launch.device": device})
+    out_dir = Path(out_dir) if out_dir else run_dir / EXPORTS_DIR / config_hash(cfg)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out_dir / "config.json")
+    d = Dist(0, 1, 0, pick_device(cfg), False)
+    log = RunLog(out_dir, True, echo)
+    result = {k: v for k, v in src.items() if k not in EXPORT_FIELDS}
+    result.update(run_id=config_hash(cfg), config_hash=config_hash(cfg), overrides={**src.get("overrides", {}), **flatten(
+                  parse_overrides(overrides) if isinstance(overrides, (list, tuple)) else (overrides or {}))},
+                  export_from=str(run_dir), source_config_hash=src.get("config_hash"),
+                  source_artifact_sha256=src.get("artifact_sha256"), status="running", start_time=t_start.isoformat())
+    try:
+        log(f"re-export of {run_dir} ({src.get('config_hash')}) as {config_hash(cfg)}: {config_diff(cfg, cfg0)}")
+        data = load_data(cfg, d, log, grad_accum_steps(cfg, 1))
+        model = build_model(cfg, d.device)
+        sd = torch.load(fw, map_location="cpu", weights_only=True)
+        model.load_state_dict(sd, strict=True)
+        world = int(src.get("world_size", 1))   # the run's own stream: rank 0's shard at its world size, where training stopped
+        stream = Batches(lambda: DistributedTokenLoader(data.dataset.train_pattern, 0, world, d.device, cfg.model.vocab_size),
+                         cfg.schedule.train_batch_tokens, cfg.schedule.train_seq_len, grad_accum_steps(cfg, world))
+        if needs_hessians(cfg.export) and cfg.export.calibration == "train": stream.skip(int(src.get("train_micro_batches", 0)))
+        hessians, calib = calibrate(model, cfg, stream, grad_accum_steps(cfg, world), log)
+        result.update(calib)
+        t0 = time.perf_counter()
+        result.update(write_export(sd, cfg, out_dir / f"final_model.{cfg.export.quant}.ptz", hessians, log))
+        result["export_seconds"] = time.perf_counter() - t0
+        result.update(roundtrip_eval(cfg, result["artifact"], data, d, grad_accum_steps(cfg, 1), log, src.get("steps", 0)))
+        result["time_ledger"] = time_ledger(result, cfg)
+        set_status(result, log)
+    except BaseException as e:
+        result["status"], result["error"] = "failed", f"{type(e).__name__}: {e}"
+        log(traceback.format_exc(), console=False)
+        raise
+    finally:
+        result["end_time"] = datetime.now(timezone.utc).isoformat()
+        write_json(out_dir / "result.json", result)
+        log.close()
+    return result
 
 # %% ../nbs/04_train.ipynb #b31f896b
 if __name__ == "__main__" and "get_ipython" not in globals(): main()  # python -m pgolf.train (not inside a kernel)
