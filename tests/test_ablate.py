@@ -176,3 +176,40 @@ def test_a_corrupted_artifact_is_run_again(batch):
     assert new["artifact_sha256"] == hashlib.sha256(next(rd[0].glob("*.ptz")).read_bytes()).hexdigest()
     assert result(rd[0] / "attempts" / "1")["artifact_sha256"] == old["artifact_sha256"]  # the old record, set aside
     assert {p: (p / "result.json").stat().st_mtime_ns for p in rd[1:]} == {p: t for p, t in batch["mtimes"].items() if p != rd[0]}
+
+
+EXPORT_ARMS = MICRO.replace("""arms:
+  muon: {}
+  adam: {optim.matrix_optimizer: adam, optim.matrix_lr: 0.004}
+control: muon
+seeds: [1, 2]""", """arms:
+  int8: {}
+  lzma: {export_from: int8, export.compressor: lzma, export.level: 6}
+  int6: {export_from: int8, export.quant: intn, export.passthrough_numel: 1024, export.method: gptq_lite}
+control: int8
+seeds: [1]""").replace("name: micro", "name: exports")
+
+
+def test_export_only_arms_reuse_one_training_run(tmp_path):
+    "A plan with export-only arms trains once per seed: the other arms re-export its float weights, in seconds."
+    (tmp_path / "exports.yaml").write_text(EXPORT_ARMS)
+    runs = expand(load_plan(tmp_path / "exports.yaml"))
+    assert [r.arm for r in runs] == ["int8", "lzma", "int6"] and runs[1].export_from == runs[2].export_from == runs[0].run_id
+    r = pgolf("ablate", "exports.yaml", "--no-report", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    B = tmp_path / "batches" / "exports"
+    df = pd.read_parquet(B / "results.parquet").set_index("arm")
+    assert (df.status == "ok").all(), df[["status", "error"]]
+    train, lz, i6 = (result(B / "runs" / x.run_id) for x in runs)
+    assert (B / "runs" / runs[0].run_id / "final_model.pt").is_file() and not (B / "runs" / runs[1].run_id / "run.ipynb").exists()  # no training notebook
+    assert lz["val_bpb"] == train["val_bpb"] and lz["model_bytes"] != train["model_bytes"]  # the same values, another coder
+    assert i6["val_bpb"] != train["val_bpb"] and i6["export_stages"]["methods"]["gptq_lite"] == 24  # 4 layers x 6 matrices
+    assert lz["steps"] == i6["steps"] == train["steps"] == 16 and lz["train_seconds"] == train["train_seconds"]
+    assert lz["export_from"] == str((B / "runs" / runs[0].run_id).resolve()) and df.loc["lzma", "config_hash"] == runs[1].config_hash
+    # done means done; a re-trained source makes its export-only runs stale
+    again = pgolf("ablate", "exports.yaml", "--no-report", cwd=tmp_path)
+    assert again.returncode == 0 and "3 done, 0 to run" in again.stdout, again.stdout
+    res0 = B / "runs" / runs[0].run_id / "result.json"
+    d0 = json.loads(res0.read_text()); d0["artifact_sha256"] = "0" * 64; res0.write_text(json.dumps(d0))
+    from pgolf.lab.batches import why_run
+    assert why_run(runs[1], B) == "its training run changed since it was exported"

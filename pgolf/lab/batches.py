@@ -6,21 +6,21 @@ Docs: https://pgolf.github.io/pgolf/lab/batches.html.md"""
 
 # %% ../../nbs/lab/batches.ipynb #a35cc800
 from __future__ import annotations
-import contextlib, json, os, signal, socket, sys, time
+import contextlib, json, os, signal, socket, subprocess, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
-from ..config import from_dict
+from ..config import from_dict, load_config, config_diff
 from .runs import read_result, run_timeout, over_cap, DONE_STATUSES
 from .guard import guarded, stop_stale
 from .plans import Plan, RunSpec, load_plan, expanded, runs_of
 from .results import collect_results, save_results, run_status, read_json
 
 # %% auto #0
-__all__ = ['ARTIFACT_GLOBS', 'NOTEBOOK_FILES', 'INTERRUPT_GRACE_SECONDS', 'INTERRUPTED', 'BatchError', 'BatchLocked', 'repo_root',
-           'ablations_dir', 'template_path', 'default_batch_dir', 'run_overrides', 'notebook_params', 'archive_attempt',
-           'annotate_result', 'batch_lock', 'plan_text', 'grid_changes', 'prepare_batch', 'papermill_execute',
-           'kernel_children', 'interruptible', 'execute_run', 'why_run', 'needs_run', 'batch_status', 'run_batch',
-           'render']
+__all__ = ['ARTIFACT_GLOBS', 'NOTEBOOK_FILES', 'INTERRUPT_GRACE_SECONDS', 'PGOLF_CLI', 'INTERRUPTED', 'BatchError', 'BatchLocked',
+           'repo_root', 'ablations_dir', 'template_path', 'default_batch_dir', 'run_overrides', 'notebook_params',
+           'archive_attempt', 'annotate_result', 'batch_lock', 'plan_text', 'grid_changes', 'prepare_batch',
+           'papermill_execute', 'kernel_children', 'interruptible', 'execute_run', 'export_command', 'execute_export',
+           'why_run', 'needs_run', 'batch_status', 'run_batch', 'render']
 
 # %% ../../nbs/lab/batches.ipynb #4033579f
 class BatchError(RuntimeError):
@@ -245,6 +245,7 @@ def execute_run(run:RunSpec, # the run
                 cmd:list|None=None, # a stand-in launch command (tests)
                )->dict:
     "Execute one run of a batch; return its result (status ok, degenerate or failed, never missing)."
+    if run.export_from: return execute_export(run, batch_dir)   # an export-only run: no notebook, no training
     rd = Path(batch_dir).resolve() / "runs" / run.run_id
     archive_attempt(rd); rd.mkdir(parents=True, exist_ok=True)
     cfg = from_dict(run.config)
@@ -262,6 +263,46 @@ def execute_run(run:RunSpec, # the run
         return res
     return read_json(rd / "result.json") or {"status": "failed", "error": "the run wrote no result.json"}
 
+# %% ../../nbs/lab/batches.ipynb #83d1ec37
+PGOLF_CLI = [sys.executable, "-c", "import sys; from pgolf.cli import main; sys.exit(main(sys.argv[1:]))"]
+
+def export_command(run:RunSpec, # an export-only run
+                   src_dir:Path, # its training run's directory
+                   run_dir:Path, # its own directory
+                  )->list[str]:
+    "The `pgolf export` command of an export-only run: the training run, the export keys where the two configs differ."
+    diff = config_diff(from_dict(run.config), load_config(Path(src_dir) / "config.json"))
+    ov = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in diff.items()]
+    return [*PGOLF_CLI, "export", str(src_dir), *ov, "--out", str(run_dir), "-q"]   # overrides first: argparse
+
+def execute_export(run:RunSpec, # an export-only run
+                   batch_dir:Path, # its batch
+                  )->dict:
+    "Re-export the training run of `run.export_from` with the run's recipe (`pgolf export`); its result, never missing."
+    rd, src = Path(batch_dir).resolve() / "runs" / run.run_id, Path(batch_dir).resolve() / "runs" / run.export_from
+    archive_attempt(rd); rd.mkdir(parents=True, exist_ok=True)
+    labels = dict(preset=run.preset, arm=run.arm, overrides=run.overrides, seed=run.seed)
+    fail = lambda why: {"run_id": run.config_hash, "config_hash": run.config_hash, **labels, "status": "failed",
+                        "error": why, "export_from": str(src)}
+    src_res = read_json(src / "result.json")
+    if not src_res or src_res.get("status") not in DONE_STATUSES:
+        res = fail(f"its training run {run.export_from} is {(src_res or {}).get('status', 'pending')}: nothing to re-export")
+    else:
+        t0 = time.monotonic()
+        try:
+            with open(rd / "export.log", "w") as log:
+                p = subprocess.run(export_command(run, src, rd), stdout=log, stderr=subprocess.STDOUT,
+                                   timeout=run_timeout(from_dict(run.config)))
+            res = read_json(rd / "result.json")
+            if res is None or res.get("status") == "running":
+                res = fail(f"pgolf export exited with status {p.returncode} and no result (see runs/{run.run_id}/export.log)")
+            elif res.get("config_hash") != run.config_hash:
+                res = fail(f"pgolf export wrote config {res.get('config_hash')}, the batch planned {run.config_hash}")
+        except subprocess.TimeoutExpired as e: res = fail(f"pgolf export timed out after {e.timeout:.0f}s")
+        res.setdefault("wall_seconds", time.monotonic() - t0)
+    _write(rd / "result.json", json.dumps(res, indent=2, default=str) + "\n")
+    return annotate_result(rd, **labels) or res
+
 # %% ../../nbs/lab/batches.ipynb #4c004d57
 INTERRUPTED = "interrupted"  # the error the launcher records on Ctrl-C: never a reason to skip a run
 
@@ -276,6 +317,9 @@ def why_run(run:RunSpec, # a run of the batch
     if status == "pending": return "pending"
     if status == "failed": return (INTERRUPTED if error == INTERRUPTED else "failed") if retry_failed or error == INTERRUPTED else None
     if status == "stale": return error  # finished, but its artifact is missing or is not the file it was measured on
+    if run.export_from:   # an export-only run is as old as the training run it re-exported
+        src = read_json(Path(batch_dir) / "runs" / run.export_from / "result.json") or {}
+        if res.get("source_artifact_sha256") != src.get("artifact_sha256"): return "its training run changed since it was exported"
     return None  # ok or degenerate, with its artifact intact: done
 
 def needs_run(run:RunSpec, # a run of the batch

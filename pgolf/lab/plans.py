@@ -70,9 +70,12 @@ class Plan:
     description: str = "" # what the plan asks, in a sentence
     source: str = "<plan>" # where the plan came from (a file path), for messages
     arm_presets: dict = field(default_factory=dict) # arm name -> its own preset, for arms that don't start from `base`
+    export_from: dict = field(default_factory=dict) # export-only arm -> the training arm whose runs it re-exports
+
 
     def preset_for(self, arm:str)->str:
-        "The preset `arm` starts from."
+        "The preset `arm` starts from (an export-only arm: its training arm's)."
+        arm = self.export_from.get(arm, arm)
         return self.arm_presets.get(arm, self.base)
 
     def common_overrides(self)->dict:
@@ -81,7 +84,8 @@ class Plan:
                 **{f"launch.{k}": v for k, v in self.launch.items()}}
 
     def overrides_for(self, arm:str)->dict:
-        "Every dotted override `arm` runs with: the common ones, then the arm's own."
+        "Every dotted override `arm` runs with: the common ones, then the arm's own (an export-only arm: after its training arm's)."
+        if arm in self.export_from: return {**self.overrides_for(self.export_from[arm]), **self.arms[arm]}
         return {**self.common_overrides(), **self.arms[arm]}
 
     def config(self, arm:str, seed:int)->Config:
@@ -182,11 +186,13 @@ def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
     arms_raw, arms = data.get("arms"), {}
     if "arms" in data and (not isinstance(arms_raw, dict) or not arms_raw):
         P.append(f"arms must be a non-empty mapping of arm name -> overrides, got {arms_raw!r}"); arms_raw = {}
-    bad_arms, arm_presets = set(), {}
+    bad_arms, arm_presets, export_from = set(), {}, {}
     for arm, ov in (arms_raw or {}).items():
         if not isinstance(arm, str) or not NAME_RE.match(arm):
             P.append(f"arm {arm!r}: an arm name must be letters, digits and _.+- (it names run directories)"); bad_arms.add(arm)
         n0 = len(P)
+        if isinstance(ov, dict) and "export_from" in ov:  # an export-only arm: checked once every arm is read
+            ov = dict(ov); export_from[arm] = ov.pop("export_from")
         if isinstance(ov, dict) and "preset" in ov:  # an arm that starts from another preset
             ov = dict(ov); ap = ov.pop("preset")
             if isinstance(ap, str) and ap in PRESETS: arm_presets[arm] = ap
@@ -195,6 +201,17 @@ def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
         for k, v in arms[arm].items():
             if k == "seed": P.append(f"arm {arm!r}: 'seed' cannot be overridden in an arm; list the seeds under 'seeds'")
             elif (why := check_override(k, v)): P.append(f"arm {arm!r}: {why}")
+        if len(P) > n0: bad_arms.add(arm)
+    for arm, src in export_from.items():   # export-only arms: one training arm's runs, exported with another recipe
+        n0 = len(P)
+        if not isinstance(src, str) or src not in arms:
+            P.append(f"arm {arm!r}: export_from {src!r} is not one of the arms ({', '.join(map(str, arms))}).{_did_you_mean(src, arms)}")
+        elif src == arm or src in export_from:
+            P.append(f"arm {arm!r}: export_from {src!r} must name a training arm (not itself, nor another export-only arm)")
+        if arm in arm_presets: P.append(f"arm {arm!r}: an export-only arm takes its training arm's preset; remove its 'preset'")
+        notexp = [k for k in arms.get(arm, {}) if not k.startswith("export.")]
+        if notexp: P.append(f"arm {arm!r}: an export-only arm takes export.* overrides only (it reuses {src!r}'s trained weights); "
+                            f"{notexp[0]!r} needs training: make it a training arm")
         if len(P) > n0: bad_arms.add(arm)
     control = data.get("control")
     if not isinstance(control, str): control = None if control is None else repr(control)
@@ -214,7 +231,8 @@ def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
     else: seeds = []
     plan = Plan(name=name, base=base, arms=arms, control=control, seeds=list(dict.fromkeys(seeds)), overrides=common,
                 launch=sections["launch"], data=sections["data"], description=desc, source=source,
-                arm_presets={a: p for a, p in arm_presets.items() if p != base})
+                arm_presets={a: p for a, p in arm_presets.items() if p != base},
+                export_from={a: s for a, s in export_from.items() if a not in bad_arms})
     # resolve every arm x seed: cross-field checks, and arms that are secretly the same config
     if base in PRESETS and not bad_common:
         seen, errs, cfgs = {}, {}, {}
@@ -293,6 +311,7 @@ class RunSpec:
     config_hash: str # `config_hash` of the resolved config (seed included)
     run_id: str # `{arm}-s{seed}-{hash}`: the run's directory name
     config: dict # the resolved config, as `Config.to_dict()`
+    export_from: str|None = None # an export-only arm's run: the run id of the training run it re-exports (same seed)
 
 def grid_order(arms:list, # arm names, control first
                seeds:list, # seeds, in the plan's order
@@ -301,14 +320,19 @@ def grid_order(arms:list, # arm names, control first
     return [(a, s) for i, s in enumerate(seeds) for a in (arms if i % 2 == 0 else arms[::-1])]
 
 def expand(plan:Plan)->list[RunSpec]:
-    "The plan's runs in execution order."
+    "The plan's runs in execution order: the training arms' grid, each export-only run after its seed block."
     arms = [plan.control] + [a for a in plan.arms if a != plan.control]
-    out = []
-    for i, (arm, seed) in enumerate(grid_order(arms, plan.seeds)):
+    train = [a for a in arms if a not in plan.export_from]
+    order = []
+    for k, s in enumerate(plan.seeds):   # grid_order's seed blocks, then that seed's export-only runs
+        order += grid_order(train, plan.seeds)[k * len(train):(k + 1) * len(train)] + [(a, s) for a in arms if a in plan.export_from]
+    out, ids = [], {}
+    for i, (arm, seed) in enumerate(order):
         cfg = plan.config(arm, seed)
+        ids[arm, seed] = run_name(cfg, f"{arm}-s{seed}")
         out.append(RunSpec(index=i, arm=arm, seed=seed, is_control=arm == plan.control, preset=plan.preset_for(arm),
-                           overrides=plan.overrides_for(arm), config_hash=config_hash(cfg),
-                           run_id=run_name(cfg, f"{arm}-s{seed}"), config=cfg.to_dict()))
+                           overrides=plan.overrides_for(arm), config_hash=config_hash(cfg), run_id=ids[arm, seed],
+                           config=cfg.to_dict(), export_from=ids[plan.export_from[arm], seed] if arm in plan.export_from else None))
     return out
 
 # %% ../../nbs/lab/plans.ipynb #3ed0d70e
@@ -318,7 +342,7 @@ def expanded(plan:Plan)->dict:
     return {"name": plan.name, "description": plan.description, "base": plan.base, "control": plan.control,
             "arms": [plan.control] + [a for a in plan.arms if a != plan.control], "seeds": plan.seeds,
             "overrides": plan.overrides, "launch": plan.launch, "data": plan.data,
-            "arm_overrides": plan.arms, "arm_presets": plan.arm_presets,
+            "arm_overrides": plan.arms, "arm_presets": plan.arm_presets, "export_from": plan.export_from,
             "order": "seed-major, arm order alternating between seed blocks",
             "base_config": resolve(plan.base).to_dict(), "pgolf_version": __version__,
             "runs": [asdict(r) for r in expand(plan)]}
@@ -344,7 +368,8 @@ def format_grid(plan:Plan, # a validated plan
     if common: ln.append("common overrides: " + " ".join(f"{k}={_fmt(v)}" for k, v in common.items()))
     w = max(len(a) for a in plan.arms)
     for a, ov in plan.arms.items():
-        own = ({"preset": plan.arm_presets[a]} if a in plan.arm_presets else {}) | ov
+        own = ({"preset": plan.arm_presets[a]} if a in plan.arm_presets else {}) | \
+              ({"export_from": plan.export_from[a]} if a in plan.export_from else {}) | ov
         ln.append(f"  arm {a:<{w}} {'(control) ' if a == plan.control else ''}" + (" ".join(f"{k}={_fmt(v)}" for k, v in own.items()) or "(the base)"))
     wid = max(len(r.run_id) for r in runs)
     ln.append(f"  {'#':>3}  {'arm':<{w}}  {'seed':>6}  {'run id':<{wid}}" + ("  status" if status is not None else ""))

@@ -19,8 +19,9 @@ from .stats import arm_summary, arm_fits, compare_to_control, ok_runs, left_out,
 # %% auto #0
 __all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'AVERAGING_QAT_KEYS', 'STAGE_LABELS',
            'REPORT_CSS', 'arm_order', 'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control', 'plot_curves',
-           'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'averaging_qat_table', 'plot_averaging_qat',
-           'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template', 'render_report']
+           'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'size_jitter_table', 'averaging_qat_table',
+           'plot_averaging_qat', 'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template',
+           'render_report']
 
 # %% ../../nbs/lab/report.ipynb #3ec73f2f
 CONTROL_COLOR = "#444444"  # the control arm's colour in every plot: dark grey, the reference the eye compares to
@@ -243,6 +244,31 @@ def plot_bytes_breakdown(breakdown:pd.DataFrame, # rows of arm, seed, group, sha
     ax.legend(ncols=len(groups), loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=8, frameon=False)
     ax.set_title("Where the bytes go", fontsize=11, pad=22)
     return fig
+
+# %% ../../nbs/lab/report.ipynb #a69a0d38
+from ..export import size_jitter
+from .stats import finished_runs
+
+def size_jitter_table(df:pd.DataFrame, # a results table (`load_results`)
+                      control:str|None=None, # the control arm, first
+                      factor:float=3.0, # warn when the headroom is under `factor` × the spread
+                     )->pd.DataFrame: # per arm: n, min/max/spread of model bytes, its smallest headroom, ratio, warning
+    "The compressed size's spread over each arm's finished runs, against the arm's smallest headroom."
+    rows = {}
+    for a in arm_order(df, control_arm(df, control)):
+        fin = finished_runs(df, a)
+        num = lambda c: pd.to_numeric(fin[c], errors="coerce").dropna() if c in fin else pd.Series(dtype=float)
+        mb, hr = num("model_bytes"), num("headroom_bytes")
+        if len(mb) < 2 or hr.empty:
+            rows[a] = dict(n=len(mb), min_bytes=np.nan, max_bytes=np.nan, spread_bytes=np.nan, headroom_bytes=hr.min() if len(hr) else np.nan,
+                           ratio=np.nan, warning="one run: no jitter to measure" if len(mb) == 1 else "")
+            continue
+        j = size_jitter(mb.astype(int).tolist(), headroom_bytes=int(hr.min()), factor=factor)
+        rows[a] = dict(n=j["n"], min_bytes=j["min"], max_bytes=j["max"], spread_bytes=j["spread"], headroom_bytes=j["headroom"],
+                       ratio=j["ratio"], warning=j["warning"] or "")
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("arm")
+    for c in ("n", "min_bytes", "max_bytes", "spread_bytes", "headroom_bytes"): out[c] = out[c].astype("Int64") if c == "n" else out[c].astype(float)
+    return out
 
 # %% ../../nbs/lab/report.ipynb #78e39c38
 AVERAGING_QAT_KEYS = ("val_bpb_pre_average", "val_bpb_post_average", "averaging_gain_bpb", "qat_enabled_step",

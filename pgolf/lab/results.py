@@ -33,14 +33,15 @@ LEDGER_COLUMNS = {"priming_s": "time_priming_s", "training_s": "time_training_s"
 METRIC_COLUMNS = ["val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb", "steps",
                   "stopped_by", "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "model_bytes",
                   "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "fits", "val_tokens", "val_bytes", "params",
-                  "peak_mem_mib", *AVERAGING_COLUMNS, *SWITCH_COLUMNS, *LEDGER_COLUMNS.values()]  # result.json's numbers (see Train)
+                  "peak_mem_mib", "quant", "compressor", "calibration", "calibration_seconds", "lqer_bytes", "export_from",
+                  *AVERAGING_COLUMNS, *SWITCH_COLUMNS, *LEDGER_COLUMNS.values()]  # result.json's numbers (see Train)
 PROVENANCE_COLUMNS = ["git_sha", "pgolf_version", "torch_version", "device", "device_count", "hostname",
                       "start_time", "end_time", "loadavg_start", "loadavg_end", "cpu_count", "artifact_sha256"]  # what produced the numbers
                       # (load averages and CPU count: written by ablations/run.ipynb; a busy machine trains fewer steps)
 INT_COLUMNS = {"seed", "steps", "model_bytes", "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "val_tokens",
-               "val_bytes", "params", "device_count", "cpu_count", "swa_snapshots", "swa_first_step",
+               "val_bytes", "params", "device_count", "cpu_count", "lqer_bytes", "swa_snapshots", "swa_first_step",
                "qat_enabled_step"}  # nullable ints (a pending run has none)
-FLOAT_COLUMNS = {"val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
+FLOAT_COLUMNS = {"calibration_seconds", "val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
                  "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "peak_mem_mib", "loadavg_start", "loadavg_end",
                  "val_loss_pre_average", "val_bpb_pre_average", "val_loss_post_average", "val_bpb_post_average", "averaging_gain_bpb",
                  "ema_decay", "qat_step_ms_before", "qat_step_ms_after", "passes_step_ms_before", "passes_step_ms_after",
