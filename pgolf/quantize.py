@@ -74,6 +74,9 @@ def quantize_matrix(w:Tensor, # a float matrix
     embed = category == "embed"
     method = ("gptq_sdclip" if x.method == "gptq_sdclip" else "gptq") if embed and x.embed_method == "gptq" else \
              ("rtn" if embed else x.method)
+    if method == "rtn" and bits == 8:   # the records' int8 is the baseline's (03-22 quantize_float_tensor, :272-287)
+        q, s = quantize_tensor_int8(w)
+        return q, s, "rtn"
     if method == "rtn":
         q, s = quantize_rows(w, bits, x.clip_quantile, x.symmetric, x.scale_floor)
         return q, s, "rtn"
@@ -175,7 +178,8 @@ def lqer_weights(obj:dict)->dict[str,Tensor]:
     from pgolf.techniques.lqer import lqer_from_state, lqer_apply
     out = {}
     for n, entries in (obj.get("lqer") or {}).items():
-        f = lqer_from_state(entries, n)
+        try: f = lqer_from_state(entries, n)
+        except KeyError: f = None   # a factor without its partner
         if f is None: raise ValueError(f"the artifact's lqer entry for {n!r} holds {sorted(entries)}, not an LQER correction")
         out[n] = lqer_apply(dequantize_rows(obj["quantized"][n], obj["scales"][n]), f)
     return out

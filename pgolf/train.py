@@ -667,6 +667,7 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     out.update(export_artifact(base, cfg, run_dir, d, log, hessians))       # export
     out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step))   # roundtrip evaluation
     out["time_ledger"] = time_ledger(out, cfg)
+    _barrier(d)   # no rank tears its process group down while another still reads from it (gloo then aborts the peer)
     return out
 
 def set_status(result:dict, log=print):

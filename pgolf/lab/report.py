@@ -267,7 +267,7 @@ def size_jitter_table(df:pd.DataFrame, # a results table (`load_results`)
         rows[a] = dict(n=j["n"], min_bytes=j["min"], max_bytes=j["max"], spread_bytes=j["spread"], headroom_bytes=j["headroom"],
                        ratio=j["ratio"], warning=j["warning"] or "")
     out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("arm")
-    for c in ("n", "min_bytes", "max_bytes", "spread_bytes", "headroom_bytes"): out[c] = out[c].astype("Int64") if c == "n" else out[c].astype(float)
+    for c in ("n", "min_bytes", "max_bytes", "spread_bytes", "headroom_bytes"): out[c] = pd.array(out[c].tolist(), dtype="Int64")   # whole bytes
     return out
 
 # %% ../../nbs/lab/report.ipynb #78e39c38
