@@ -11,12 +11,13 @@ from dataclasses import dataclass, field, fields, asdict, is_dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'COMPRESSOR_LEVELS', 'RANGES', 'PRESETS',
-           'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg', 'QatCfg', 'DataCfg', 'ExportCfg',
-           'EvalCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten', 'parse_overrides',
-           'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval', 'range_problems',
-           'needs_hessians', 'parse_layers', 'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve',
-           'override', 'load_overrides_file', 'save_config', 'load_config', 'config_hash', 'config_diff']
+__all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'COMPRESSOR_LEVELS', 'RANGES', 'LORA_TARGETS',
+           'PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg', 'QatCfg', 'DataCfg',
+           'ExportCfg', 'EvalCfg', 'TttCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten',
+           'parse_overrides', 'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval',
+           'range_problems', 'is_post_training', 'needs_hessians', 'parse_layers', 'parse_phases', 'parse_lora_targets',
+           'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve', 'override', 'load_overrides_file',
+           'save_config', 'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -218,11 +219,43 @@ class ExportCfg:
 
 @dataclass
 class EvalCfg:
-    "How val_bpb is measured."
-    mode: str = "standard"           # "standard" (non-overlapping windows) or "sliding"
-    seq_len: int = 0                 # eval window (0 = train_seq_len, as the baseline)
-    batch_tokens: int = 524288       # VAL_BATCH_SIZE, global
+    "How val_bpb is measured: the final evaluation of the artifact, and the periodic one during training."
+    mode: str = "standard"           # the final evaluation: "standard" (non-overlapping windows) or "sliding"
+    seq_len: int = 0                 # eval window (0 = train_seq_len, as the baseline); 2048 in the records from 03-20
+    batch_tokens: int = 524288       # VAL_BATCH_SIZE, global (standard windows)
     stride: int = 64                 # sliding-window stride (03-19 record)
+    tail: str = "exact"              # sliding windows at the stream's end: "exact" (04-01 on: every target once) or
+                                     # "legacy" (03-19 ... 03-31: the trailing partial windows score their last targets again)
+    batch_seqs: int = 32             # sliding windows per forward, per rank (32 in the records; 1024 in 03-19)
+    periodic: str = "standard"       # the validation during training: "standard" windows, or "final" (the final mode, no TTT)
+
+@dataclass
+class TttCfg:
+    "Test-time training in the final evaluation: the adaptation, and the legality receipt every adapting run writes."
+    mode: str = "off"                # "off", "lora" (03-17), "sgd" (score-first, 03-23 / 04-09 / PR #1658) or "phased" (04-13 on)
+    chunk_tokens: int = 32768        # targets per SGD chunk (sgd, and phased TTT's global SGD): 32,768 in the records
+    # score-first SGD (and phased TTT's global SGD)
+    lr: float = 0.005                # SGD lr at the first chunk, cosine to 0 over the chunks (0.002 in 03-23, 0.005 in 04-09;
+                                     # phased: 0.005 in 04-13, 0.001 from 04-14)
+    epochs: int = 3                  # passes over each chunk (3; phased 1 from 04-14)
+    momentum: float = 0.9            # SGD momentum
+    grad_clip: float = 1.0           # clip the all-reduced gradient's norm (0 = off)
+    freeze_blocks: int = 0           # the first N blocks stay fixed (0 in the records; 03-23's code default is 2)
+    train_seq_len: int = 0           # training sequence length inside a chunk (0 = the eval window)
+    train_batch_seqs: int = 32       # training sequences per step, per rank (32: each epoch of a chunk is one step)
+    # LoRA (lora, and phased TTT's per-document adapters)
+    lora_chunk: int = 256            # targets per document chunk, each scored then trained on (256 in 03-17; 32 / 48 from 04-10)
+    lora_rank: int = 8               # rank r (8 in 03-17; 96 from 04-10)
+    lora_targets: str = "q,v,head"   # where the adapters go: any of q, k, v, o, mlp, head (03-17: q,v,head; 04-10: all six)
+    lora_lr: float = 0.01            # Adam lr (0.01 in 03-17; 1e-4 from 04-10)
+    lora_beta1: float = 0.9          # (0.9 in 03-17; 0 from 04-10)
+    lora_beta2: float = 0.95         # (0.95 in 03-17; 0.999 from 04-10)
+    lora_wd: float = 0.0             # AdamW's decoupled weight decay (0: Adam, 03-17; 0.5 from 04-10)
+    lora_ctx: int = 1024             # context of a chunk, document-local (1024 in 03-17; 2048 from 04-10)
+    doc_batch: int = 64              # documents adapted together, each with its own adapter (64)
+    phases: str = "2000"             # phased: documents scored before each global SGD pause, in queue order, comma-separated
+                                     # ("2000" in 04-13; "666,1333,2000" from 04-14)
+    compare: bool = True             # also score the artifact without adaptation (diagnostic time), for the TTT gain
 
 @dataclass
 class LaunchCfg:
@@ -246,6 +279,7 @@ class Config:
     data: DataCfg = field(default_factory=DataCfg)
     export: ExportCfg = field(default_factory=ExportCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
+    ttt: TttCfg = field(default_factory=TttCfg)
     launch: LaunchCfg = field(default_factory=LaunchCfg)
 
     def to_dict(self)->dict:
@@ -487,6 +521,24 @@ RANGES = {
     "eval.seq_len": ("[0, inf)", "0 = schedule.train_seq_len"),
     "eval.batch_tokens": ("[1, inf)", ""),
     "eval.stride": ("[1, inf)", "at most the eval window"),
+    "eval.batch_seqs": ("[1, inf)", "windows per forward"),
+    # ttt
+    "ttt.chunk_tokens": ("[1, inf)", "targets per SGD chunk"),
+    "ttt.lora_chunk": ("[1, inf)", "targets per document chunk"),
+    "ttt.lr": ("[0, inf)", "0 scores without adapting"),
+    "ttt.epochs": ("[0, inf)", "0 = score only"),
+    "ttt.momentum": ("[0, 1)", "a momentum"),
+    "ttt.grad_clip": ("[0, inf)", "0 = off"),
+    "ttt.freeze_blocks": ("[0, inf)", "at most model.num_layers"),
+    "ttt.train_seq_len": ("[0, inf)", "0 = the eval window"),
+    "ttt.train_batch_seqs": ("[1, inf)", "sequences per step, per rank"),
+    "ttt.lora_rank": ("[1, inf)", ""),
+    "ttt.lora_lr": ("[0, inf)", "0 scores without adapting"),
+    "ttt.lora_beta1": ("[0, 1)", "an Adam beta"),
+    "ttt.lora_beta2": ("[0, 1)", "an Adam beta"),
+    "ttt.lora_wd": ("[0, inf)", "decoupled; 0 = Adam"),
+    "ttt.lora_ctx": ("[1, inf)", "tokens of document-local context"),
+    "ttt.doc_batch": ("[1, inf)", "documents per batch"),
     # launch
     "launch.nproc_per_node": ("[1, inf)", ""),
     "launch.timeout_seconds": ("[0, inf)", "0 = derived from the schedule"),
@@ -528,6 +580,8 @@ _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("d
             "export.lqer_mode": ("asym", "sym", "float"),
             "export.serializer": ("torch", "raw", "pergroup"),
             "export.compressor": ("zlib", "lzma", "zstd", "brotli"), "eval.mode": ("standard", "sliding"),
+            "eval.tail": ("exact", "legacy"), "eval.periodic": ("standard", "final"),
+            "ttt.mode": ("off", "lora", "sgd", "phased"),
             "launch.device": ("auto", "cuda", "cpu"), "launch.autocast": ("auto", "bf16", "off"),
             "model.activation": ("relu2", "leaky_relu2"), "model.smear_gate": ("off", "v0", "v1", "v2"),
             "model.bigram_form": ("v0", "v1"),
@@ -536,6 +590,10 @@ _CHOICES = {"optim.matrix_optimizer": ("muon", "adam"), "optim.muon_coeffs": ("d
             "model.parallel_skip_lane": ("lane0", "dropped"),
             "schedule.warmdown_shape": ("linear", "cosine"), "average.swa_mode": ("off", "apply", "collect"),
             "qat.mode": ("off", "late", "always")}
+
+def is_post_training(key:str)->bool:
+    "Whether a dotted key only changes what happens after the weights are trained: export.*, ttt.*, and eval.* but the periodic validation."
+    return key.startswith(("export.", "ttt.")) or (key.startswith("eval.") and key != "eval.periodic")
 
 def needs_hessians(x:ExportCfg)->bool:
     "Whether the export runs a GPTQ method, and so needs calibration (the one home of this rule)."
@@ -608,6 +666,41 @@ def _validate_techniques(m:ModelCfg, need):
     need(m.parallel_skip_lane == "lane0" or m.parallel_residual == "lanes",
          f"model.parallel_skip_lane={m.parallel_skip_lane!r} only applies to model.parallel_residual=lanes")
 
+LORA_TARGETS = ("q", "k", "v", "o", "mlp", "head")  # where a test-time LoRA can sit (03-17: q, v, head; 04-10: all six)
+
+def parse_phases(spec:str)->tuple[int, ...]:
+    "`ttt.phases` as increasing document counts, e.g. \"666,1333,2000\" -> (666, 1333, 2000)."
+    try: out = tuple(int(t) for t in spec.replace(" ", "").split(",") if t != "")
+    except ValueError: raise ConfigError(f"config key 'ttt.phases' is {spec!r}; give comma-separated document counts, "
+                                         "e.g. \"666,1333,2000\" (04-14)") from None
+    if not out or out[0] < 1 or any(a >= b for a, b in zip(out, out[1:])):
+        raise ConfigError(f"config key 'ttt.phases' is {spec!r}: give increasing positive document counts, e.g. \"2000\"")
+    return out
+
+def parse_lora_targets(spec:str)->tuple[str, ...]:
+    "`ttt.lora_targets` as a tuple of the names in `LORA_TARGETS`."
+    out = tuple(t for t in spec.replace(" ", "").split(",") if t != "")
+    bad = [t for t in out if t not in LORA_TARGETS]
+    if bad or not out or len(set(out)) != len(out):
+        raise ConfigError(f"config key 'ttt.lora_targets' is {spec!r}: give distinct names from {', '.join(LORA_TARGETS)}, "
+                          "e.g. \"q,v,head\" (03-17)")
+    return out
+
+def _validate_ttt(cfg:Config, eval_seq:int, need):
+    "Cross-field rules of test-time training."
+    t, m = cfg.ttt, cfg.model
+    if t.mode == "off": return
+    need(t.freeze_blocks <= m.num_layers, f"ttt.freeze_blocks={t.freeze_blocks} freezes more blocks than exist "
+         f"(model.num_layers={m.num_layers})")
+    need(t.mode != "sgd" or cfg.eval.mode == "sliding", "ttt.mode=sgd scores each chunk with the sliding-window scorer: "
+         "set eval.mode=sliding (03-23 and 04-09 score at eval.seq_len=2048, eval.stride=64)")
+    if t.mode in ("sgd", "phased"):
+        seq = t.train_seq_len or eval_seq
+        need(t.chunk_tokens >= seq, f"ttt.chunk_tokens={t.chunk_tokens} holds no training sequence of {seq} tokens "
+             f"(ttt.train_seq_len, or the eval window when it is 0): use a chunk of at least {seq} tokens")
+    if t.mode in ("lora", "phased"): parse_lora_targets(t.lora_targets)
+    if t.mode == "phased": parse_phases(t.phases)
+
 def validate(cfg:Config)->Config:
     "Check choices, ranges (`RANGES`) and cross-field constraints; return `cfg` or raise `ConfigError`."
     d = flatten(cfg.to_dict())
@@ -633,7 +726,7 @@ def validate(cfg:Config)->Config:
     if e.mode == "sliding":
         need(e.stride <= eval_seq, f"eval.stride={e.stride} is longer than the eval window of {eval_seq} tokens (eval.seq_len, "
              f"or schedule.train_seq_len when that is 0); use 1..{eval_seq}")
-    else:  # each process evaluates eval.batch_tokens // grad_accum_base tokens at a time: at least one window
+    if e.mode == "standard" or e.periodic == "standard":  # each process evaluates eval.batch_tokens // grad_accum_base
         need(e.batch_tokens // s.grad_accum_base >= eval_seq,
              f"eval.batch_tokens={e.batch_tokens} gives each process {e.batch_tokens // s.grad_accum_base} tokens per eval batch "
              f"(eval.batch_tokens // schedule.grad_accum_base), fewer than one eval window of {eval_seq}; set eval.batch_tokens "
@@ -641,6 +734,7 @@ def validate(cfg:Config)->Config:
     need(s.max_wallclock_seconds == 0 or s.gptq_reserve_seconds < s.max_wallclock_seconds,  # without a cap it is unused
          f"schedule.gptq_reserve_seconds={s.gptq_reserve_seconds} is held back from schedule.max_wallclock_seconds="
          f"{s.max_wallclock_seconds} (training stops that much earlier): it must be smaller")
+    _validate_ttt(cfg, eval_seq, need)
     a = cfg.average
     need(a.swa_mode == "off" or (a.swa_start_mult > 0) != (a.swa_start_frac > 0),
          f"average.swa_mode={a.swa_mode!r} starts its snapshots at one trigger: set exactly one of average.swa_start_mult "
