@@ -131,6 +131,7 @@ class GPT(nn.Module):
         self.skip_lane = skip_lane(cfg)                   # where a skip goes once the stream has split into lanes
         self.ve_shared = ValueEmbedding(cfg) if cfg.ve_layers else None
         self.lm_head = None if cfg.tie_embeddings else CastedLinear(d, cfg.vocab_size, zero_init=True)
+        self.head_delta = None   # test-time adapters add to the logits here, before the softcap (techniques/ttt_lora)
         self._init_weights()
 
     def _init_weights(self):
@@ -181,6 +182,7 @@ class GPT(nn.Module):
             if j < n_enc and self.num_skip_weights: skips.append(x)   # encoder: keep each output
         x = rms_norm(leave_lanes(x, self.lane_merge) if x.dim() == 4 else x)
         logits = F.linear(x, self.tok_emb.weight.to(x.dtype)) if self.lm_head is None else self.lm_head(x)
+        if self.head_delta is not None: logits = logits + self.head_delta(x).to(logits.dtype)
         return softcap(logits, self.cfg.logit_softcap)
 
     def forward(self, input_ids:Tensor, target_ids:Tensor)->Tensor:
