@@ -26,8 +26,11 @@ def _resolve_args(a)->tuple:
 def summary(res:dict)->str:
     "The few lines a run ends with."
     if res.get("status") not in DONE_STATUSES: return f"run failed: {res.get('error')}"
-    lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after {res.get('quant', 'int8')}+{res.get('compressor', 'zlib')} roundtrip {res['val_bpb']:.4f}"
+    ttt = f" + {res['ttt_mode']} TTT" if res.get("ttt_mode") else ""
+    lines = [f"val_bpb   pre-export {res['val_bpb_pre_export']:.4f}   after {res.get('quant', 'int8')}+{res.get('compressor', 'zlib')} roundtrip{ttt} {res['val_bpb']:.4f}"
              f"   (val_loss {res['val_loss']:.4f} nats)"]
+    if "val_bpb_no_ttt" in res: lines.append(f"ttt       {res['ttt_gain_bpb']:+.4f} bpb against the same artifact without it ({res['val_bpb_no_ttt']:.4f})")
+    if "legal" in res: lines.append(f"receipt   {'legal' if res['legal'] else 'ILLEGAL'}: {res.get('legal_reason')}")
     if "val_unigram_bpb" in res: lines.append(f"reference unigram entropy of the val split: {res['val_unigram_bpb']:.4f} bpb")
     lines.append(f"bytes     model {res['model_bytes']:,} + code {res['code_bytes']:,} = {res['total_bytes']:,}"
                  f"   headroom {res['headroom_bytes']:,} of {res.get('size_cap_bytes') or res['total_bytes'] + res['headroom_bytes']:,}")
@@ -35,6 +38,9 @@ def summary(res:dict)->str:
                  f"eval {res['eval_seconds']:.1f}s on {res['device_count']}x {res['device']}")
     if over := over_cap(res): lines.append(f"DOES NOT FIT: {over} (no record or leaderboard verdict)")
     if res.get("status") == "degenerate": lines.append(f"DEGENERATE: {res.get('flag')}: it learned nothing beyond the token frequencies")
+    if res.get("status") == "illegal": lines.append(f"ILLEGAL: {res.get('flag')}: its val_bpb is not a result")
+    if (proj := res.get("eval_projection")): lines.append(f"eval      projected {proj['projected_s']:.0f}s on 8xH100 for the full split "
+                                                          f"({'within' if proj['within_eval_budget'] else 'OVER'} the 600 s evaluation budget)")
     return "\n".join(lines)
 
 def cmd_train(a)->int:

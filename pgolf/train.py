@@ -18,7 +18,7 @@ import torch.nn as nn
 
 import pgolf
 from .config import (Config, parse_overrides, flatten, config_diff, ScheduleCfg, ConfigError, resolve, override, load_config, save_config, config_hash, is_control,
-                          CONTROL_TENSOR_NAME_PATTERNS, needs_hessians)
+                          CONTROL_TENSOR_NAME_PATTERNS, needs_hessians, is_post_training, parse_phases, parse_lora_targets)
 from .model import GPT, prepare_dtypes, count_params
 from .layers import CastedLinear
 from .callbacks import Callback, Callbacks, TrainState, WallclockStop, StepTimer
@@ -30,19 +30,25 @@ from .techniques.weight_averaging import averaging_callbacks
 from .data import resolve_dataset, DistributedTokenLoader, load_validation_tokens
 from .bpb import load_tokenizer, check_tokenizer, build_luts, unigram_bpb
 from .evaluate import eval_standard, eval_sliding
+from .eval_time import project_eval
+from .receipts import Receipt, gather_receipts, save_receipts, check_receipts
+from .techniques.ttt_sgd import eval_score_first_ttt
+from .techniques.ttt_lora import eval_lora_ttt
+from .techniques.ttt_phased import eval_phased_ttt
 from .export import load_artifact, byte_ledger, code_bytes, pack_artifact, _write_atomic
 from .quantize import export_pipeline
 from .techniques.gptq import collect_hessians, generate_calibration, token_batches
 
 # %% auto #0
-__all__ = ['CODE_MODULES', 'FLOAT_WEIGHTS', 'EVAL_BUDGET_SECONDS', 'EXPORTS_DIR', 'EXPORT_FIELDS', 'param_groups',
-           'build_optimizers', 'train_budget_ms', 'grad_accum_steps', 'accumulate', 'Dist', 'pick_device',
-           'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name', 'provenance', 'RunLog',
-           'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks', 'any_rank', 'unigram_flag', 'evaluate',
-           'Batches', 'RunData', 'load_data', 'build_model', 'compile_model', 'wrap_ddp', 'make_train_step', 'prime',
-           'Stopwatch', 'train_loop', 'finish_training', 'calibrate', 'save_float_weights', 'write_export',
-           'export_artifact', 'roundtrip_eval', 'time_ledger', 'TrainLog', 'run_callbacks', 'make_validate',
-           'set_status', 'run', 'parse_args', 'main', 'export_overrides', 'reexport']
+__all__ = ['CODE_MODULES', 'FLOAT_WEIGHTS', 'RECEIPT', 'EVAL_BUDGET_SECONDS', 'EXPORTS_DIR', 'TTT_FIELDS', 'EXPORT_FIELDS',
+           'param_groups', 'build_optimizers', 'train_budget_ms', 'grad_accum_steps', 'accumulate', 'Dist',
+           'pick_device', 'autocast_dtype', 'setup', 'seed_everything', 'code_files', 'git_sha', 'cpu_name',
+           'provenance', 'RunLog', 'write_json', 'NonFiniteLoss', 'check_finite', 'max_over_ranks', 'any_rank',
+           'unigram_flag', 'evaluate', 'Batches', 'RunData', 'load_data', 'build_model', 'compile_model', 'wrap_ddp',
+           'make_train_step', 'prime', 'Stopwatch', 'train_loop', 'finish_training', 'calibrate', 'save_float_weights',
+           'write_export', 'export_artifact', 'ttt_eval', 'final_eval', 'roundtrip_eval', 'eval_projection',
+           'time_ledger', 'eval_parts', 'TrainLog', 'run_callbacks', 'make_validate', 'set_status', 'run', 'parse_args',
+           'main', 'export_overrides', 'reexport']
 
 # %% ../nbs/04_train.ipynb #81a93c42
 def param_groups(model:nn.Module, # the GPT (not the DDP/compiled wrapper)
@@ -272,13 +278,16 @@ def _peak_mem_mib(device)->float:
     import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
-def evaluate(model, cfg:Config, val_tokens, luts, d:Dist, accum:int)->dict:
-    "The configured evaluation of `model` (standard or sliding window)."
-    seq = cfg.eval.seq_len or cfg.schedule.train_seq_len
+def evaluate(model, cfg:Config, val_tokens, luts, d:Dist, accum:int,
+             final:bool=True, # the final evaluation (`eval.mode`), or the periodic one during training (`eval.periodic`)
+            )->dict:
+    "The configured evaluation of `model` without adaptation: standard or sliding windows."
+    e = cfg.eval
+    seq = e.seq_len or cfg.schedule.train_seq_len
     dt = autocast_dtype(cfg, d.device)
-    if cfg.eval.mode == "sliding":
-        return eval_sliding(model, val_tokens, luts, seq, stride=cfg.eval.stride, rank=d.rank, world_size=d.world_size,
-                            device=d.device, autocast_dtype=dt)
+    if (e.mode if final or e.periodic == "final" else "standard") == "sliding":
+        return eval_sliding(model, val_tokens, luts, seq, stride=e.stride, batch_seqs=e.batch_seqs, rank=d.rank,
+                            world_size=d.world_size, device=d.device, autocast_dtype=dt, tail=e.tail)
     return eval_standard(model, val_tokens, luts, seq, cfg.eval.batch_tokens // accum, rank=d.rank,
                          world_size=d.world_size, device=d.device, autocast_dtype=dt)
 
@@ -547,25 +556,95 @@ def export_artifact(model:nn.Module, # the trained (and averaged) GPT
     out.setdefault("export_seconds", time.perf_counter() - t0)
     return out
 
+def ttt_eval(model:nn.Module, # the reloaded artifact's GPT, not compiled (adapted in place)
+             cfg:Config, # the run's config (`ttt.*`, `eval.*`)
+             val_tokens, luts, d:Dist,
+             receipt:Receipt, # this rank's receipt
+             log=print,
+            )->dict:
+    "The configured test-time training evaluation (`ttt.mode`): the technique's function, given its keys."
+    t, e = cfg.ttt, cfg.eval
+    seq = e.seq_len or cfg.schedule.train_seq_len
+    common = dict(rank=d.rank, world_size=d.world_size, device=d.device, autocast_dtype=autocast_dtype(cfg, d.device),
+                  receipt=receipt, log=log if d.master else None)
+    sgd = dict(lr=t.lr, epochs=t.epochs, momentum=t.momentum, grad_clip=t.grad_clip, freeze_blocks=t.freeze_blocks,
+               train_seq_len=t.train_seq_len or seq, train_batch_seqs=t.train_batch_seqs)
+    if t.mode == "sgd":
+        return eval_score_first_ttt(model, val_tokens, luts, seq, e.stride, t.chunk_tokens, batch_seqs=e.batch_seqs, tail=e.tail,
+                                    compile=cfg.launch.compile and d.device.type == "cuda", **sgd, **common)
+    lora = dict(bos_id=cfg.model.bos_id, chunk=t.lora_chunk, ctx=t.lora_ctx, lora_rank=t.lora_rank,
+                targets=parse_lora_targets(t.lora_targets), lr=t.lora_lr, betas=(t.lora_beta1, t.lora_beta2),
+                weight_decay=t.lora_wd, doc_batch=t.doc_batch)
+    if t.mode == "lora": return eval_lora_ttt(model, val_tokens, luts, **lora, **common)
+    if t.mode == "phased":
+        return eval_phased_ttt(model, val_tokens, luts, phases=parse_phases(t.phases), sgd_chunk=t.chunk_tokens,
+                               sgd=dict(sgd, train_seq_len=t.train_seq_len or seq), **lora, **common)
+    raise ConfigError(f"ttt.mode={t.mode!r}: use off, lora, sgd or phased")
+
+RECEIPT = "receipt.npz"  # the legality receipt of an adapting evaluation, in the run directory
+
+def final_eval(model:nn.Module, # the reloaded artifact's GPT (not compiled)
+               cfg:Config, data:RunData, d:Dist, accum:int, log=print,
+               run_dir:Path|None=None, # where rank 0 writes the receipt
+              )->dict:
+    "The final evaluation: `eval.mode`, or a test-time training mode with its receipt checked (`legal`, `legal_reason`)."
+    if cfg.ttt.mode == "off":
+        q = evaluate(compile_model(model, cfg), cfg, data.val_tokens, data.luts, d, accum)
+        return dict(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_mode=cfg.eval.mode, score_seconds=q["seconds"],
+                    eval_tokens=q["tokens"], eval_forward_tokens=q["forward_tokens"], eval_train_tokens=0)
+    out = {}
+    if cfg.ttt.compare:   # the same artifact without adaptation: the TTT gain (diagnostic time)
+        t0 = time.perf_counter()
+        q = evaluate(model, cfg, data.val_tokens, data.luts, d, accum)
+        out.update(val_bpb_no_ttt=q["val_bpb"], val_loss_no_ttt=q["val_loss"], compare_eval_seconds=time.perf_counter() - t0)
+    receipt = Receipt(d.rank)
+    q = ttt_eval(model, cfg, data.val_tokens, data.luts, d, receipt, log)
+    out.update(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_mode=f"ttt_{cfg.ttt.mode}", ttt_mode=cfg.ttt.mode,
+               ttt_seconds=q["seconds"], eval_tokens=q["tokens"], eval_forward_tokens=q["forward_tokens"],
+               eval_train_tokens=q.get("train_tokens", 0),
+               **{f"ttt_{k}": q[k] for k in ("steps", "score_seconds", "train_seconds", "sgd_steps", "sgd_seconds") if k in q})
+    if "val_bpb_no_ttt" in out: out["ttt_gain_bpb"] = out["val_bpb"] - out["val_bpb_no_ttt"]
+    receipts = gather_receipts(receipt)
+    if d.master:
+        t0 = time.perf_counter()
+        tokens = torch.as_tensor(data.val_tokens)
+        res = check_receipts(receipts, tokens.numel(), (tokens == cfg.model.bos_id).nonzero().flatten().numpy())
+        out.update(legal=res["legal"], legal_reason=res["reason"], legal_token=res["token"], receipt_updates=res["updates"],
+                   receipt_check_seconds=time.perf_counter() - t0)
+        if run_dir is not None: out["receipt"] = str(save_receipts(receipts, Path(run_dir) / RECEIPT))
+        log(f"ttt {cfg.ttt.mode}: receipt {'legal' if res['legal'] else 'ILLEGAL'}: {res['reason']}")
+    return out
+
 def roundtrip_eval(cfg:Config, # the run's config
                    artifact:Path|str, # the file `export_artifact` wrote
                    data:RunData, # the validation tokens and byte tables
                    d:Dist, accum:int, log=print,
                    step:int=0, # the training steps taken (for the error message)
+                   run_dir:Path|None=None, # where the receipt of a TTT evaluation goes
                   )->dict:
-    "Load *the file* into a fresh model from `build_model` and evaluate it: the run's val_bpb."
+    "Load *the file* into a fresh model from `build_model` and evaluate it (`final_eval`): the run's val_bpb."
     t0 = time.perf_counter()
     fresh = build_model(cfg, d.device)
     fresh.load_state_dict(load_artifact(artifact, compressor=cfg.export.compressor), strict=True)
-    q = evaluate(compile_model(fresh, cfg), cfg, data.val_tokens, data.luts, d, accum)
-    check_finite(q["val_loss"], "the reloaded artifact's validation loss", step)
-    out = dict(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_seconds=time.perf_counter() - t0, eval_mode=cfg.eval.mode)
-    log(f"roundtrip val_loss {q['val_loss']:.4f} val_bpb {q['val_bpb']:.4f} (eval {out['eval_seconds']:.1f}s)")
+    out = final_eval(fresh, cfg, data, d, accum, log, run_dir)
+    check_finite(out["val_loss"], "the reloaded artifact's validation loss", step)
+    out["eval_seconds"] = time.perf_counter() - t0 - out.get("compare_eval_seconds", 0.0) - out.get("receipt_check_seconds", 0.0)
+    q = out
+    gain = f", {out['ttt_gain_bpb']:+.4f} from TTT" if "ttt_gain_bpb" in out else ""
+    log(f"roundtrip val_loss {q['val_loss']:.4f} val_bpb {q['val_bpb']:.4f} (eval {out['eval_seconds']:.1f}s{gain})")
     log(f"roundtrip_exact val_loss {q['val_loss']:.8f} val_bpb {q['val_bpb']:.8f}")
     return out
 
+
 # %% ../nbs/04_train.ipynb #db208cf0
 EVAL_BUDGET_SECONDS = 600.0  # the challenge's evaluation limit, separate from the 600 s of training
+
+def eval_projection(out:dict, cfg:Config)->dict|None:
+    "This run's evaluation (and AR calibration) projected to 8xH100 on the full split (`pgolf.eval_time.project_eval`)."
+    if not out.get("eval_tokens"): return None
+    ar = cfg.export.calibration == "ar" and needs_hessians(cfg.export)
+    return project_eval(cfg, dict(tokens=out["eval_tokens"], forward_tokens=out.get("eval_forward_tokens", 0),
+                                  train_tokens=out.get("eval_train_tokens", 0), calib_tokens=out.get("calib_tokens", 0) if ar else 0))
 
 def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
                 cfg:Config, # the run's config (the budgets)
@@ -584,7 +663,22 @@ def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
             "calibration_s": calib, "calibration_side": ("eval" if ar else "train") if calib else None,
             "export_s": out.get("export_seconds", 0.0), "eval_s": out.get("eval_seconds", 0.0),
             "eval_budget_s": EVAL_BUDGET_SECONDS, "within_eval_budget": ev <= EVAL_BUDGET_SECONDS,
-            "diagnostics_s": out.get("diagnostic_eval_seconds", 0.0) + out.get("ledger_seconds", 0.0)}
+            "diagnostics_s": out.get("diagnostic_eval_seconds", 0.0) + out.get("ledger_seconds", 0.0)
+                             + out.get("compare_eval_seconds", 0.0) + out.get("receipt_check_seconds", 0.0),
+            **eval_parts(out)}
+
+def eval_parts(out:dict)->dict: # the evaluation side's parts, and its projection to 8xH100 when the run recorded its work
+    "The evaluation budget's parts: scoring (standard or sliding), TTT (its scoring and training), loading and compiling."
+    # LoRA TTT scores and trains in the same forward, chunk by chunk: its parts are not separable (None); phased TTT's
+    # separable part is its global SGD
+    ev, ttt = out.get("eval_seconds", 0.0), out.get("ttt_seconds")
+    score = out.get("score_seconds", 0.0) if ttt is None else out.get("ttt_score_seconds")
+    work = out.get("ttt_train_seconds", out.get("ttt_sgd_seconds")) if ttt is not None else 0.0
+    parts = {"score_s": score, "ttt_s": ttt or 0.0, "ttt_train_s": work,
+             "load_compile_s": max(ev - (ttt if ttt is not None else out.get("score_seconds", ev)), 0.0),
+             "eval_tokens_per_s": out["eval_forward_tokens"] / max(ev, 1e-9) if out.get("eval_forward_tokens") else None}
+    if "eval_projection" in out: parts["projected_8xh100_s"] = out["eval_projection"]["projected_s"]
+    return parts
 
 
 # %% ../nbs/04_train.ipynb #c6a607f6
@@ -619,9 +713,9 @@ def run_callbacks(cfg:Config, # the run's config
             StepTimer(), WallclockStop(), TrainLog(progress)]
 
 def make_validate(model:nn.Module, cfg:Config, data:RunData, d:Dist, accum:int, log):
-    "validate(t, label) -> the configured evaluation of `model`, logged and checked for a non-finite loss."
+    "validate(t, label) -> the periodic evaluation of `model` (`eval.periodic`), logged and checked for a non-finite loss."
     def validate(t:TrainState, label:str="")->dict:
-        val = evaluate(model, cfg, data.val_tokens, data.luts, d, accum)
+        val = evaluate(model, cfg, data.val_tokens, data.luts, d, accum, final=False)
         ms = t.elapsed_ms
         log(f"step {t.step}/{cfg.schedule.iterations} {label + ' ' if label else ''}val_loss {val['val_loss']:.4f} "
             f"val_bpb {val['val_bpb']:.4f} train_time {ms:.0f}ms step_avg {ms / max(t.step, 1):.2f}ms",
@@ -665,13 +759,18 @@ def _train_and_export(cfg:Config, run_dir, d:Dist, log:RunLog, progress:bool)->d
     hessians, calib = calibrate(base, cfg, data.batches, accum, log, d.master)   # GPTQ calibration
     out.update(calib)
     out.update(export_artifact(base, cfg, run_dir, d, log, hessians))       # export
-    out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step))   # roundtrip evaluation
+    out.update(roundtrip_eval(cfg, out["artifact"], data, d, accum, log, t.step, run_dir))   # roundtrip evaluation (and TTT)
+    if (proj := eval_projection(out, cfg)): out["eval_projection"] = proj
     out["time_ledger"] = time_ledger(out, cfg)
     _barrier(d)   # no rank tears its process group down while another still reads from it (gloo then aborts the peer)
     return out
 
 def set_status(result:dict, log=print):
-    "A finished run's status from its own score: degenerate (with its flag) when it is no better than unigram, else ok."
+    "A finished run's status: illegal when its TTT receipt fails, degenerate when it is no better than unigram, else ok."
+    if result.get("legal") is False:   # a receipt that fails: the score is not a result, whatever it is
+        result["status"], result["flag"] = "illegal", f"the TTT receipt fails: {result.get('legal_reason')}"
+        log(f"warning: illegal run: {result['flag']}; its val_bpb is not a result")
+        return
     flag = unigram_flag(result["val_bpb"], result["val_unigram_bpb"])
     result["status"] = "degenerate" if flag else "ok"
     if flag:
@@ -751,23 +850,26 @@ def main(argv=None):
 
 # %% ../nbs/04_train.ipynb #030c13e4
 EXPORTS_DIR = "exports"  # where `reexport` writes, under the source run
+TTT_FIELDS = ("ttt_mode", "ttt_seconds", "ttt_steps", "ttt_score_seconds", "ttt_train_seconds", "ttt_gain_bpb", "val_bpb_no_ttt",
+              "val_loss_no_ttt", "compare_eval_seconds", "legal", "legal_reason", "legal_token", "receipt_updates",
+              "receipt_check_seconds", "receipt", "eval_projection")
 # result.json fields that belong to an export (and so are not copied from the source run)
 EXPORT_FIELDS = ("artifact", "quant", "compressor", "serializer", "shuffle_stride", "model_bytes", "code_bytes", "total_bytes",
                  "headroom_bytes", "size_cap_bytes", "fits", "bytes_by_group", "ledger_method", "ledger_note", "export_stages",
                  "artifact_sha256", "lqer_bytes", "export_seconds", "ledger_seconds", "val_loss", "val_bpb", "eval_seconds", "eval_mode",
                  "calibration", "calibration_seconds", "calib_offset", "calib_micro_batches", "calib_generate_seconds",
-                 "calib_tokens", "time_ledger", "float_weights", "float_weights_bytes", "status", "flag", "error",
+                 "calib_tokens", "time_ledger", *TTT_FIELDS, "float_weights", "float_weights_bytes", "status", "flag", "error",
                  "run_id", "config_hash", "overrides", "start_time", "end_time", "export_from", "source_config_hash",
                  "source_artifact_sha256")
 
 def export_overrides(cfg:Config, # the source run's config
                      overrides:dict|list|None, # dotted export.* keys to values (or "key=value" strings)
                     )->Config:
-    "The run's config with another export recipe; a key outside `export.*` is refused (it would need retraining)."
+    "The run's config with another export and evaluation recipe; a key that would need retraining is refused (`is_post_training`)."
     ov = parse_overrides(overrides) if isinstance(overrides, (list, tuple)) else flatten(overrides or {})
-    bad = [k for k in ov if not k.startswith("export.")]
-    if bad: raise ConfigError(f"{bad[0]!r}: a re-export takes export.* overrides only (it reuses the trained weights); "
-                              f"change {bad[0]} in a training arm instead")
+    bad = [k for k in ov if not is_post_training(k)]
+    if bad: raise ConfigError(f"{bad[0]!r}: a re-export takes export.*, eval.* (not eval.periodic) and ttt.* overrides only "
+                              f"(it reuses the trained weights); change {bad[0]} in a training arm instead")
     return override(cfg, ov)
 
 def _source(run_dir:Path)->tuple[dict,Config,Path]:
@@ -776,9 +878,9 @@ def _source(run_dir:Path)->tuple[dict,Config,Path]:
     for p in (res_p, cfg_p):
         if not p.exists(): raise FileNotFoundError(f"{p} does not exist: {run_dir} is not a finished pgolf run directory")
     res = json.loads(res_p.read_text())
-    if res.get("status") not in ("ok", "degenerate"):
+    if res.get("status") not in ("ok", "degenerate", "illegal"):   # an illegal run's weights are fine; its evaluation was not
         raise ValueError(f"{res_p}: the run's status is {res.get('status')!r} ({res.get('error', 'no error recorded')}): only a "
-                         "finished run (ok or degenerate) can be re-exported")
+                         "finished run (ok, degenerate or illegal) can be re-exported")
     if not fw.exists(): raise FileNotFoundError(f"{fw} does not exist: the run kept no float weights (export.keep_float_weights="
                                                 "false, or a run from before they were kept); train it again to re-export it")
     return res, load_config(cfg_p), fw
@@ -818,7 +920,8 @@ def reexport(run_dir:Path|str, # a finished run directory (result.json, config.j
         hessians, calib = calibrate(model, cfg, stream, grad_accum_steps(cfg, world), log)
         result.update(calib)
         result.update(write_export(sd, cfg, out_dir / f"final_model.{cfg.export.quant}.ptz", hessians, log))
-        result.update(roundtrip_eval(cfg, result["artifact"], data, d, grad_accum_steps(cfg, 1), log, src.get("steps", 0)))
+        result.update(roundtrip_eval(cfg, result["artifact"], data, d, grad_accum_steps(cfg, 1), log, src.get("steps", 0), out_dir))
+        if (proj := eval_projection(result, cfg)): result["eval_projection"] = proj
         result["time_ledger"] = time_ledger(result, cfg)
         set_status(result, log)
     except BaseException as e:
