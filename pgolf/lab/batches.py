@@ -342,7 +342,7 @@ def _line(i, n, r, res, secs)->str:
     s = res.get("status")
     if s in DONE_STATUSES:
         warn = f"  (but run.ipynb failed: {res['notebook_error'][:200]})" if res.get("notebook_error") else ""
-        flag = f"  {res.get('flag')}: left out of the statistics" if s == "degenerate" else ""
+        flag = f"  {res.get('flag')}: left out of the statistics" if s in ("degenerate", "illegal") else ""
         flag += f"  DOES NOT FIT: {over}" if (over := over_cap(res)) else ""
         return f"[{i}/{n}] {s if s == 'ok' else s.upper():<7} {r.run_id}  val_bpb {res.get('val_bpb', float('nan')):.4f}{flag}  ({secs:.0f}s){warn}"
     why = " ".join(str(res.get("error")).split())[:300]

@@ -10,7 +10,7 @@ import difflib, json, re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from ..config import (Config, ConfigError, PRESETS, SECTIONS, apply_overrides, config_hash, flatten, resolve,
-                          valid_keys)
+                          valid_keys, is_post_training)
 from .runs import run_name
 
 # %% auto #0
@@ -209,8 +209,8 @@ def parse_plan(data, # the plan as a mapping (what `yaml.safe_load` returns)
         elif src == arm or src in export_from:
             P.append(f"arm {arm!r}: export_from {src!r} must name a training arm (not itself, nor another export-only arm)")
         if arm in arm_presets: P.append(f"arm {arm!r}: an export-only arm takes its training arm's preset; remove its 'preset'")
-        notexp = [k for k in arms.get(arm, {}) if not k.startswith("export.")]
-        if notexp: P.append(f"arm {arm!r}: an export-only arm takes export.* overrides only (it reuses {src!r}'s trained weights); "
+        notexp = [k for k in arms.get(arm, {}) if not is_post_training(k)]
+        if notexp: P.append(f"arm {arm!r}: an export-only arm takes export.*, eval.* and ttt.* overrides only (it reuses {src!r}'s trained weights); "
                             f"{notexp[0]!r} needs training: make it a training arm")
         if len(P) > n0: bad_arms.add(arm)
     control = data.get("control")

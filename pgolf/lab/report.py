@@ -17,11 +17,11 @@ from .runs import DONE_STATUSES, present
 from .stats import arm_summary, arm_fits, compare_to_control, ok_runs, left_out, welch_ci, control_arm, CHALLENGE_MIN_NATS
 
 # %% auto #0
-__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'AVERAGING_QAT_KEYS', 'STAGE_LABELS',
-           'REPORT_CSS', 'arm_order', 'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control', 'plot_curves',
-           'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'size_jitter_table', 'averaging_qat_table',
-           'plot_averaging_qat', 'html_table', 'markdown_html', 'output_html', 'notebook_to_html', 'report_template',
-           'render_report']
+__all__ = ['CONTROL_COLOR', 'ARM_COLORS', 'GROUP_COLORS', 'METRIC_LABELS', 'VERDICT_COLORS', 'TTT_COLUMNS', 'AVERAGING_QAT_KEYS',
+           'STAGE_LABELS', 'REPORT_CSS', 'arm_order', 'arm_colors', 'plot_bpb_by_arm', 'plot_delta_vs_control',
+           'plot_curves', 'pareto_front', 'plot_tradeoff', 'plot_bytes_breakdown', 'size_jitter_table', 'ttt_table',
+           'averaging_qat_table', 'plot_averaging_qat', 'html_table', 'markdown_html', 'output_html',
+           'notebook_to_html', 'report_template', 'render_report']
 
 # %% ../../nbs/lab/report.ipynb #3ec73f2f
 CONTROL_COLOR = "#444444"  # the control arm's colour in every plot: dark grey, the reference the eye compares to
@@ -269,6 +269,16 @@ def size_jitter_table(df:pd.DataFrame, # a results table (`load_results`)
     out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("arm")
     for c in ("n", "min_bytes", "max_bytes", "spread_bytes", "headroom_bytes"): out[c] = pd.array(out[c].tolist(), dtype="Int64")   # whole bytes
     return out
+
+TTT_COLUMNS = ["arm", "seed", "ttt_mode", "status", "legal", "val_bpb_no_ttt", "val_bpb", "ttt_gain_bpb", "time_ttt_s",
+               "time_eval_projected_s", "legal_reason", "run_id"]  # what the report shows of each adapting run
+
+def ttt_table(df:pd.DataFrame, # a results table (`load_results`)
+             )->pd.DataFrame: # one row per run that adapted at test time; empty when none did
+    "Each test-time training run: its mode, its receipt's verdict and reason, the gain over the same artifact, its time."
+    if "ttt_mode" not in df: return pd.DataFrame(columns=TTT_COLUMNS)
+    runs = df[df["ttt_mode"].notna() & df["ttt_mode"].astype(str).ne("") & df["ttt_mode"].astype(str).ne("None")]
+    return runs[[c for c in TTT_COLUMNS if c in runs.columns]].reset_index(drop=True)
 
 # %% ../../nbs/lab/report.ipynb #78e39c38
 AVERAGING_QAT_KEYS = ("val_bpb_pre_average", "val_bpb_post_average", "averaging_gain_bpb", "qat_enabled_step",

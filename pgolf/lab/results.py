@@ -29,11 +29,13 @@ LEDGER_COLUMNS = {"priming_s": "time_priming_s", "training_s": "time_training_s"
                   "post_train_s": "time_post_train_s", "train_budget_s": "time_train_budget_s",
                   "within_train_budget": "within_train_budget", "export_s": "time_export_s", "eval_s": "time_eval_s",
                   "eval_budget_s": "time_eval_budget_s", "within_eval_budget": "within_eval_budget",
-                  "diagnostics_s": "time_diagnostics_s"}  # result.json's `time_ledger` key -> its column
+                  "diagnostics_s": "time_diagnostics_s", "ttt_s": "time_ttt_s",
+                  "projected_8xh100_s": "time_eval_projected_s"}  # result.json's `time_ledger` key -> its column
 METRIC_COLUMNS = ["val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb", "steps",
                   "stopped_by", "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "model_bytes",
                   "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "fits", "val_tokens", "val_bytes", "params",
                   "peak_mem_mib", "quant", "compressor", "calibration", "calibration_seconds", "lqer_bytes", "export_from",
+                  "eval_mode", "ttt_mode", "legal", "legal_reason", "val_bpb_no_ttt", "ttt_gain_bpb", "ttt_seconds",
                   *AVERAGING_COLUMNS, *SWITCH_COLUMNS, *LEDGER_COLUMNS.values()]  # result.json's numbers (see Train)
 PROVENANCE_COLUMNS = ["git_sha", "pgolf_version", "torch_version", "device", "device_count", "hostname",
                       "start_time", "end_time", "loadavg_start", "loadavg_end", "cpu_count", "artifact_sha256"]  # what produced the numbers
@@ -41,12 +43,12 @@ PROVENANCE_COLUMNS = ["git_sha", "pgolf_version", "torch_version", "device", "de
 INT_COLUMNS = {"seed", "steps", "model_bytes", "code_bytes", "total_bytes", "headroom_bytes", "size_cap_bytes", "val_tokens",
                "val_bytes", "params", "device_count", "cpu_count", "lqer_bytes", "swa_snapshots", "swa_first_step",
                "qat_enabled_step"}  # nullable ints (a pending run has none)
-FLOAT_COLUMNS = {"calibration_seconds", "val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
+FLOAT_COLUMNS = {"calibration_seconds", "val_bpb_no_ttt", "ttt_gain_bpb", "ttt_seconds", "val_loss_pre_export", "val_bpb_pre_export", "val_loss", "val_bpb", "val_unigram_bpb",
                  "ms_per_step", "train_seconds", "export_seconds", "eval_seconds", "peak_mem_mib", "loadavg_start", "loadavg_end",
                  "val_loss_pre_average", "val_bpb_pre_average", "val_loss_post_average", "val_bpb_post_average", "averaging_gain_bpb",
                  "ema_decay", "qat_step_ms_before", "qat_step_ms_after", "passes_step_ms_before", "passes_step_ms_after",
                  *(c for c in LEDGER_COLUMNS.values() if c.startswith("time_"))}
-BOOL_COLUMNS = ("fits", "within_train_budget", "within_eval_budget")  # True, False or None (the run does not say)
+BOOL_COLUMNS = ("fits", "within_train_budget", "within_eval_budget", "legal")  # True, False or None (the run does not say)
 COMPACT_COLUMNS = ["arm", "seed", "status", "val_bpb", "val_bpb_pre_export", "steps", "ms_per_step",
                    "total_bytes", "fits", "train_seconds", "run_id"]  # what `pgolf results` shows by default
 
@@ -102,7 +104,7 @@ def run_status(result:dict|None, # the run's result.json (None: none yet)
                config_hash:str, # the hash the batch expects
                run_dir:Path|str|None=None, # the run's directory, to check its artifact (None: not checked)
               )->tuple:
-    "(status, error): ('ok', None), ('degenerate', None), ('stale', why), ('failed', why) or ('pending', None)."
+    "(status, error): ('ok', None), ('degenerate', None), ('illegal', None), ('stale', why), ('failed', why) or ('pending', None)."
     if not result: return "pending", None
     if result.get("config_hash") not in (None, config_hash):
         return "failed", f"result.json is for config {result.get('config_hash')}, not {config_hash}"
@@ -214,13 +216,14 @@ def bytes_breakdown(batch_dir:Path|str)->pd.DataFrame:
 # %% ../../nbs/lab/results.ipynb #c20da19c
 def status_notes(df:pd.DataFrame, # from `collect_results` or `load_results`
                 )->list[str]: # one line per run that is not a plain ok result, then the pending count
-    "What a reader must know about the runs that are not plain ok results: failed, degenerate, stale, over the cap, pending."
+    "What a reader must know about the runs that are not plain ok results: failed, degenerate, illegal, stale, over the cap, pending."
     out, pending = [], 0
     for _, r in df.iterrows():
         s, rid = r["status"], r["run_id"]
         if s == "pending": pending += 1
         elif s == "failed": out.append(f"{rid}: failed: {r.get('error')}")
         elif s == "degenerate": out.append(f"{rid}: degenerate, left out of the statistics: {r.get('flag')}")
+        elif s == "illegal": out.append(f"{rid}: ILLEGAL, its val_bpb is not a result and is left out of the statistics: {r.get('flag')}")
         elif s == "stale": out.append(f"{rid}: stale: it finished, but {r.get('error')}; left out of the statistics until `pgolf ablate` "
                                       "on the plan runs it again")
         if s in DONE_STATUSES and (over := over_cap(r)): out.append(f"{rid}: does not fit: {over}; its arm gets no record or leaderboard verdict")

@@ -28,7 +28,8 @@ def read_result(run_dir:Path|str)->dict|None:
     try: return json.loads(p.read_text())
     except (FileNotFoundError, json.JSONDecodeError): return None
 
-DONE_STATUSES = ("ok", "degenerate")  # a run that finished: its numbers are real (a degenerate one learned nothing)
+DONE_STATUSES = ("ok", "degenerate", "illegal")  # a run that finished: its numbers are real (a degenerate one learned nothing;
+                                                 # an illegal one's TTT receipt failed, so its score is no result)
 STATUSES = (*DONE_STATUSES, "failed", "pending", "stale")  # every status a batch shows (see *Results*); stale: finished, but its artifact is missing or changed
 
 RACY_SECONDS = 2.0  # a file changed this recently is hashed but not cached: a rewrite within one filesystem timestamp tick keeps its mtime
