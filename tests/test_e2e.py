@@ -130,3 +130,44 @@ def test_two_ranks_train_the_recipes_under_a_wallclock_cap(tmp_path):
     if q in mults: assert mults[q] >= 0.5
     assert res["swa_snapshots"] >= 2 and res["averaged"] == ["ema", "swa"] and "val_bpb_post_average" in res
     assert res["val_bpb"] < res["val_unigram_bpb"]
+
+
+def test_score_first_ttt_is_legal_and_beats_sliding_and_every_mode_runs(tmp_path):
+    """Issue 11's acceptance: the tiny model with score-first SGD TTT scores the whole validation split, its receipt
+    checks out and it beats the same artifact's sliding-window score; LoRA and phased TTT run end to end on the same
+    weights (`pgolf export` with ttt.* overrides); a TTT run on the legacy tail rule is marked illegal."""
+    rd = tmp_path / "sgd"
+    r = pgolf("train", "--preset", "tiny", "--run-dir", str(rd), "-q", "eval.mode=sliding", "ttt.mode=sgd", "ttt.epochs=1",
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((rd / "result.json").read_text())
+    assert res["status"] == "ok" and res["legal"] is True, res.get("legal_reason")
+    assert res["eval_tokens"] == res["val_tokens"]   # every target of the split (val_tokens counts the targets)
+    assert f"every target 1..{res['val_tokens']} scored once" in res["legal_reason"]
+    assert res["val_bpb"] < res["val_bpb_no_ttt"] and res["ttt_gain_bpb"] < 0, (res["val_bpb"], res["val_bpb_no_ttt"])
+    assert (rd / "receipt.npz").exists() and res["time_ledger"]["ttt_s"] > 0 and res["eval_projection"]["projected_s"] > 0
+    for mode, extra in (("lora", ["ttt.lora_ctx=256"]), ("phased", ["ttt.lora_ctx=256", "ttt.phases=50,100", "ttt.epochs=1"])):
+        out = tmp_path / mode
+        r = pgolf("export", str(rd), f"ttt.mode={mode}", *extra, "ttt.compare=false", "--out", str(out), "-q", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+        e = json.loads((out / "result.json").read_text())
+        assert e["status"] == "ok" and e["legal"] is True and e["eval_tokens"] == res["val_tokens"], (mode, e.get("legal_reason"))
+        assert e["ttt_steps"] > 0 and e["ttt_mode"] == mode
+    # the 03-19 ... 03-31 tail rule scores the last targets again: the receipt catches it, the run is no result
+    out = tmp_path / "legacy"
+    r = pgolf("export", str(rd), "eval.tail=legacy", "ttt.compare=false", "ttt.chunk_tokens=65536", "--out", str(out), "-q",
+              cwd=tmp_path)
+    e = json.loads((out / "result.json").read_text())
+    assert e["status"] == "illegal" and e["legal"] is False and "scored 4 times" in e["legal_reason"], e.get("legal_reason")
+    assert "illegal" in (r.stdout + r.stderr).lower()
+
+
+def test_two_ranks_score_first_ttt_receipt(tmp_path):
+    """Two gloo ranks share each chunk's windows and sequences: the gathered receipt proves the order across ranks."""
+    rd = tmp_path / "ttt2"
+    r = pgolf("train", "--preset", "tiny", "--nproc", "2", "--run-dir", str(rd), "-q", *MICRO, "eval.mode=sliding",
+              "ttt.mode=sgd", "ttt.chunk_tokens=4096", "ttt.epochs=1", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    res = json.loads((rd / "result.json").read_text())
+    assert res["status"] == "ok" and res["legal"] is True and res["device_count"] == 2, res.get("legal_reason")
+    assert res["eval_tokens"] == res["val_tokens"] and res["ttt_steps"] > 0
