@@ -62,7 +62,7 @@ def main(argv=None):
                "legal_reason": res.get("legal_reason"), "status": res["status"], "eval_seconds": res["eval_seconds"],
                "ttt_steps": res.get("ttt_steps"), "score_s": led.get("score_s"), "ttt_train_s": led.get("ttt_train_s"),
                "eval_tokens": res.get("eval_tokens"), "forward_tokens": res.get("eval_forward_tokens"),
-               "train_tokens": res.get("eval_train_tokens"), "projected_8xh100_s": proj.get("projected_s"),
+               "train_tokens": res.get("eval_train_tokens"), "backward_tokens": res.get("eval_backward_tokens"), "projected_8xh100_s": proj.get("projected_s"),
                "source_run": str(run_dir), **bench_meta(), "loadavg_start": round(os.getloadavg()[0], 2)}
         with open(a.out, "a") as f: f.write(json.dumps(row) + "\n")
         print(json.dumps({k: v for k, v in row.items() if k not in ("host", "machine", "torch", "command", "legal_reason")}), flush=True)

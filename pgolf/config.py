@@ -698,7 +698,10 @@ def _validate_ttt(cfg:Config, eval_seq:int, need):
         seq = t.train_seq_len or eval_seq
         need(t.chunk_tokens >= seq, f"ttt.chunk_tokens={t.chunk_tokens} holds no training sequence of {seq} tokens "
              f"(ttt.train_seq_len, or the eval window when it is 0): use a chunk of at least {seq} tokens")
-    if t.mode in ("lora", "phased"): parse_lora_targets(t.lora_targets)
+    if t.mode in ("lora", "phased"):
+        parse_lora_targets(t.lora_targets)
+        need(t.lora_ctx >= t.lora_chunk, f"ttt.lora_ctx={t.lora_ctx} is shorter than a chunk (ttt.lora_chunk={t.lora_chunk}): the "
+             f"window that scores a chunk must hold all of it; set ttt.lora_ctx >= {t.lora_chunk} (03-17: 1024 for chunks of 256)")
     if t.mode == "phased": parse_phases(t.phases)
 
 def validate(cfg:Config)->Config:

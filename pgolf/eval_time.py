@@ -67,7 +67,8 @@ def rates(record:str="04-09")->dict:
 
 # %% ../nbs/06c_eval_time.ipynb #db8f3050
 def project_eval(cfg:Config, # the run's config (its model, vocabulary, eval window)
-                 work:dict, # tokens (scored), forward_tokens, train_tokens (optional), calib_tokens (optional)
+                 work:dict, # tokens (scored), forward_tokens, and optionally train_tokens (forward + backward),
+                            # backward_tokens (a backward pass reusing a scoring forward: LoRA TTT), calib_tokens
                  record:str="04-09", # the record whose logs give the rates
                 )->dict: # the projection, with how it was made
     "Seconds on 8xH100 for this run's evaluation on the full validation split, from its counted work."
@@ -77,12 +78,12 @@ def project_eval(cfg:Config, # the run's config (its model, vocabulary, eval win
     scale = (full - 1) / max(work["tokens"], 1)
     f = forward_flops(m, (seq + 1) / 2)
     score_s = work.get("forward_tokens", work["tokens"]) * scale * f / R["score_flops_per_s"]
-    train_s = work.get("train_tokens", 0) * scale * 3 * f / R["train_flops_per_s"]
+    train_s = (work.get("train_tokens", 0) * 3 + work.get("backward_tokens", 0) * 2) * scale * f / R["train_flops_per_s"]
     calib_s = work.get("calib_tokens", 0) * f / R["score_flops_per_s"]   # not scaled: the same text at any split size
     total = score_s + train_s + calib_s
     return dict(projected_s=total, score_s=score_s, train_s=train_s, calib_s=calib_s, scale=scale, full_val_tokens=full,
                 within_eval_budget=total <= 600.0,
                 method=(f"work counted in this run x {scale:.1f} (the full sp{m.vocab_size} split over this run's targets) x "
                         f"{f:.3g} forward FLOPs per position, at {record}'s 8xH100 rates ({R['source']}): scoring "
-                        f"{R['score_flops_per_s']:.3g} FLOP/s, TTT training {R['train_flops_per_s']:.3g} FLOP/s (forward+backward = 3x); "
+                        f"{R['score_flops_per_s']:.3g} FLOP/s, TTT training {R['train_flops_per_s']:.3g} FLOP/s (forward+backward = 3x, a backward alone 2x); "
                         "error on the records' own logs -20 % to +9 % for sliding, -31 % for 03-23's TTT (06c_eval_time)"))

@@ -150,7 +150,7 @@ def score_windows(logits_fn, # x (B, T) -> logits (B, T, V) after the softcap, e
                  )->int: # the forward positions run (windows x seq_len, padding included): the work, for `pgolf.eval_time`
     "Score `windows` under inference mode into `sums`: the sliding-window scorer that every evaluation mode and TTT use."
     if not windows: return 0
-    lo = windows[0][0]
+    lo = min(w[0] for w in windows)   # the span every window of the call lies in
     local = val_tokens[lo:max(w[0] + w[1] for w in windows) + 1].to(device=device, dtype=torch.int64)  # moved once
     with torch.inference_mode():
         for b in range(0, len(windows), batch_seqs):

@@ -43,7 +43,7 @@ class Receipt:
         "The receipt as int64 arrays (with its rank)."
         s = np.asarray(self.scores, dtype=np.int64).reshape(-1, 4)
         u = np.asarray(self.updates, dtype=np.int64).reshape(-1, 4)
-        return dict(rank=np.int64(self.rank), scores=s, updates=u, counter=np.int64(self.counter))
+        return dict(rank=np.int64(self.rank), scores=s, updates=u, counter=np.int64(self.counter), collective=np.int64(self.collective))
 
 # %% ../nbs/06b_receipts.ipynb #33329e55
 def gather_receipts(receipt:Receipt)->list[dict]: # every rank's `Receipt.arrays()`, in rank order
@@ -59,14 +59,15 @@ def save_receipts(receipts:list[dict], # from `gather_receipts`
                  )->Path:
     "Write the receipts as one compressed npz: rank k's arrays under `scores_k`, `updates_k`."
     path = Path(path)
-    np.savez_compressed(path, **{f"{k}_{i}": r[k] for i, r in enumerate(receipts) for k in ("scores", "updates", "counter")})
+    np.savez_compressed(path, **{f"{k}_{i}": r[k] for i, r in enumerate(receipts) for k in ("scores", "updates", "counter", "collective")})
     return path
 
 def load_receipts(path:Path|str)->list[dict]:
     "The receipts `save_receipts` wrote, in rank order."
     with np.load(path) as z:
         n = sum(1 for k in z.files if k.startswith("scores_"))
-        return [dict(rank=np.int64(i), scores=z[f"scores_{i}"], updates=z[f"updates_{i}"], counter=z[f"counter_{i}"]) for i in range(n)]
+        return [dict(rank=np.int64(i), scores=z[f"scores_{i}"], updates=z[f"updates_{i}"], counter=z[f"counter_{i}"],
+                     collective=z[f"collective_{i}"]) for i in range(n)]
 
 # %% ../nbs/06b_receipts.ipynb #7bb3392f
 def _before(sr, sc, sk, rank:int, index:int, seen:int)->np.ndarray:
@@ -76,6 +77,7 @@ def _before(sr, sc, sk, rank:int, index:int, seen:int)->np.ndarray:
 def check_receipts(receipts:list[dict], # every rank's receipt (`gather_receipts` or `load_receipts`)
                    n_tokens:int, # the validation stream's length N (targets 1 .. N-1)
                    doc_starts=(), # the stream positions of the documents' BOS tokens, increasing
+                   scored_tokens:int|None=None, # how many targets the score itself summed (BpbSums' count), if known
                   )->dict: # legal (bool), reason (str), token (the first offending position or None), and counts
     "Prove, from the receipts alone, that every target was scored once, and only scored targets were trained on, in order."
     out = dict(legal=False, token=None, scored_ranges=int(sum(len(r["scores"]) for r in receipts)),
@@ -83,6 +85,13 @@ def check_receipts(receipts:list[dict], # every rank's receipt (`gather_receipts
                trained_targets=int(sum(int((r["updates"][:, 2] - r["updates"][:, 1]).sum()) for r in receipts)))
     def fail(reason, token):
         out.update(reason=reason, token=int(token)); return out
+    coll = {int(r.get("collective", 0)) for r in receipts}
+    if len(coll) > 1:   # a collective step is taken by every rank or by none: receipts that disagree cannot be one run
+        return fail(f"the ranks took different numbers of collective updates ({sorted(coll)}): the receipts are not of one run", 0)
+    recorded = int(sum(int((r["scores"][:, 1] - r["scores"][:, 0]).sum()) for r in receipts))
+    if scored_tokens is not None and scored_tokens != recorded:   # what was summed must be what was recorded
+        return fail(f"the score summed {scored_tokens} targets but the receipts record {recorded} scored: the receipt does "
+                    "not describe the score", 0)
     count = np.zeros(n_tokens + 1, dtype=np.int32)   # int32/int16 per target: ~0.9 GB for the 62 M targets of sp1024
     sr = np.full(n_tokens, -1, dtype=np.int16); sc = np.zeros(n_tokens, dtype=np.int32); sk = np.zeros(n_tokens, dtype=np.int32)
     for rk, r in enumerate(receipts):
@@ -90,7 +99,7 @@ def check_receipts(receipts:list[dict], # every rank's receipt (`gather_receipts
             if not 1 <= lo < hi <= n_tokens: return fail(f"rank {rk} scored targets [{lo}, {hi}), outside the stream's targets 1..{n_tokens - 1}", lo)
             count[lo] += 1; count[hi] -= 1
             sr[lo:hi], sc[lo:hi], sk[lo:hi] = rk, c, k
-    count = np.cumsum(count)[:n_tokens]
+    count = np.cumsum(count, dtype=np.int32)[:n_tokens]
     if (bad := np.flatnonzero(count[1:] != 1)).size:                      # 1. every target exactly once
         p = int(bad[0]) + 1
         return fail(f"token {p} is never scored" if count[p] == 0 else f"token {p} is scored {count[p]} times", p)

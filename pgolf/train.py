@@ -564,6 +564,7 @@ def ttt_eval(model:nn.Module, # the reloaded artifact's GPT, not compiled (adapt
             )->dict:
     "The configured test-time training evaluation (`ttt.mode`): the technique's function, given its keys."
     t, e = cfg.ttt, cfg.eval
+    torch.manual_seed(cfg.seed + d.rank)   # the adapters' random starts: the same run scores the same, in training or re-export
     seq = e.seq_len or cfg.schedule.train_seq_len
     common = dict(rank=d.rank, world_size=d.world_size, device=d.device, autocast_dtype=autocast_dtype(cfg, d.device),
                   receipt=receipt, log=log if d.master else None)
@@ -601,14 +602,14 @@ def final_eval(model:nn.Module, # the reloaded artifact's GPT (not compiled)
     q = ttt_eval(model, cfg, data.val_tokens, data.luts, d, receipt, log)
     out.update(val_loss=q["val_loss"], val_bpb=q["val_bpb"], eval_mode=f"ttt_{cfg.ttt.mode}", ttt_mode=cfg.ttt.mode,
                ttt_seconds=q["seconds"], eval_tokens=q["tokens"], eval_forward_tokens=q["forward_tokens"],
-               eval_train_tokens=q.get("train_tokens", 0),
+               eval_train_tokens=q.get("train_tokens", 0), eval_backward_tokens=q.get("backward_tokens", 0),
                **{f"ttt_{k}": q[k] for k in ("steps", "score_seconds", "train_seconds", "sgd_steps", "sgd_seconds") if k in q})
     if "val_bpb_no_ttt" in out: out["ttt_gain_bpb"] = out["val_bpb"] - out["val_bpb_no_ttt"]
     receipts = gather_receipts(receipt)
     if d.master:
         t0 = time.perf_counter()
         tokens = torch.as_tensor(data.val_tokens)
-        res = check_receipts(receipts, tokens.numel(), (tokens == cfg.model.bos_id).nonzero().flatten().numpy())
+        res = check_receipts(receipts, tokens.numel(), (tokens == cfg.model.bos_id).nonzero().flatten().numpy(), scored_tokens=q["tokens"])
         out.update(legal=res["legal"], legal_reason=res["reason"], legal_token=res["token"], receipt_updates=res["updates"],
                    receipt_check_seconds=time.perf_counter() - t0)
         if run_dir is not None: out["receipt"] = str(save_receipts(receipts, Path(run_dir) / RECEIPT))
@@ -644,7 +645,8 @@ def eval_projection(out:dict, cfg:Config)->dict|None:
     if not out.get("eval_tokens"): return None
     ar = cfg.export.calibration == "ar" and needs_hessians(cfg.export)
     return project_eval(cfg, dict(tokens=out["eval_tokens"], forward_tokens=out.get("eval_forward_tokens", 0),
-                                  train_tokens=out.get("eval_train_tokens", 0), calib_tokens=out.get("calib_tokens", 0) if ar else 0))
+                                  train_tokens=out.get("eval_train_tokens", 0),
+                                  backward_tokens=out.get("eval_backward_tokens", 0), calib_tokens=out.get("calib_tokens", 0) if ar else 0))
 
 def time_ledger(out:dict, # the run's result so far (its *_seconds fields)
                 cfg:Config, # the run's config (the budgets)
@@ -852,7 +854,8 @@ def main(argv=None):
 EXPORTS_DIR = "exports"  # where `reexport` writes, under the source run
 TTT_FIELDS = ("ttt_mode", "ttt_seconds", "ttt_steps", "ttt_score_seconds", "ttt_train_seconds", "ttt_gain_bpb", "val_bpb_no_ttt",
               "val_loss_no_ttt", "compare_eval_seconds", "legal", "legal_reason", "legal_token", "receipt_updates",
-              "receipt_check_seconds", "receipt", "eval_projection")
+              "receipt_check_seconds", "receipt", "eval_projection", "eval_tokens", "eval_forward_tokens",
+              "eval_train_tokens", "eval_backward_tokens", "score_seconds", "ttt_sgd_steps", "ttt_sgd_seconds")
 # result.json fields that belong to an export (and so are not copied from the source run)
 EXPORT_FIELDS = ("artifact", "quant", "compressor", "serializer", "shuffle_stride", "model_bytes", "code_bytes", "total_bytes",
                  "headroom_bytes", "size_cap_bytes", "fits", "bytes_by_group", "ledger_method", "ledger_note", "export_stages",

@@ -103,7 +103,7 @@ def test_report_is_written_and_standalone(report):
 def test_report_shows_what_is_not_a_plain_ok_result(report):
     "The degenerate run and the arm over the cap are named, left out or denied a verdict, never passed off as ok."
     page = html.unescape(report.read_text(encoding="utf-8"))
-    assert "1 degenerate, 1 failed, 0 pending" in page and "no better than unigram (4.9000 bpb >= 4.8100 bpb)" in page
+    assert "1 degenerate, 0 illegal, 1 failed, 0 pending" in page and "no better than unigram (4.9000 bpb >= 4.8100 bpb)" in page
     assert re.search(r"degenerate, left out of the statistics: no better than unigram", page)
     assert "does not fit: " in page and "its arm gets no record or leaderboard verdict" in page
     verdict = re.search(r"<strong>adam</strong>: ([^<]*)", page).group(1)

@@ -81,16 +81,16 @@ class TTTLoRA(nn.Module):
     @contextmanager
     def attach(self, model:nn.Module):
         "Wrap the model's modules with the adapters for the duration of the `with` block, then restore them."
-        saved = []
+        saved, head = [], model.head_delta
         try:
-            for owner, name, key in self._sites(model):
+            for owner, name, key in list(self._sites(model)):   # every site found before any is wrapped (o wraps attn)
                 saved.append((owner, name, getattr(owner, name)))
                 setattr(owner, name, WithLoRA(getattr(owner, name), self.loras[key]))
             if "head" in self.loras: model.head_delta = self.loras["head"]
             yield self
         finally:
             for owner, name, mod in reversed(saved): setattr(owner, name, mod)
-            model.head_delta = None
+            model.head_delta = head
 
 # %% ../../nbs/techniques/ttt_lora.ipynb #ebd2ffbc
 def find_docs(tokens:torch.Tensor, # the validation stream
@@ -111,6 +111,7 @@ def chunk_window(ci:int, # the chunk
     "Chunk `ci` of a document: the window of at most `ctx` tokens that ends with the chunk (03-17's `_compute_chunk_window`)."
     n_chunks = (pred_len + chunk - 1) // chunk
     start, end = ci * chunk, pred_len if ci == n_chunks - 1 else (ci + 1) * chunk
+    if ctx < end - start: raise ValueError(f"ctx={ctx} is shorter than chunk {ci}'s {end - start} targets: the window must hold the chunk")
     ws = max(0, end - ctx)
     return ws, end - ws, start - ws, end - start
 
@@ -133,14 +134,14 @@ def eval_lora_ttt(model:nn.Module, # the dequantised artifact's GPT (frozen; ada
                   receipt=None, # a `Receipt`: each chunk's targets scored, each step's targets trained on
                   log=None,
                   docs:list|None=None, # (start, length) documents to score in this order (None: this rank's share, 03-17's sort)
-                 )->dict: # val_loss, val_bpb, tokens, bytes, seconds, steps, docs, forward/train tokens
+                 )->dict: # val_loss, val_bpb, tokens, bytes, seconds, steps, docs, forward tokens, backward tokens (the training reuses the scoring forward)
     "03-17's LoRA TTT: documents in chunks, each chunk scored then trained on by the document's own adapter."
     _check_ranks(rank, world_size)
     tokens = _as_tokens(val_tokens).cpu()
     if docs is None:
         docs = sorted(share(find_docs(tokens, bos_id), rank, world_size), key=lambda d: (d[1] - 2) // chunk)
     luts, sums = luts.to(device), BpbSums(device)
-    frozen = [p.requires_grad for p in model.parameters()]
+    frozen, was_training = [p.requires_grad for p in model.parameters()], model.training
     for p in model.parameters(): p.requires_grad_(False)
     model.eval(); _sync(device); t0 = time.perf_counter(); work = torch.zeros(3, dtype=torch.float64)   # steps, forward, trained
     try:
@@ -150,10 +151,11 @@ def eval_lora_ttt(model:nn.Module, # the dequantised artifact's GPT (frozen; ada
             if log and (bi // doc_batch) % 20 == 0: log(f"ttt lora docs {bi + len(docs[bi:bi + doc_batch])}/{len(docs)} steps {int(work[0])}")
     finally:
         for p, g in zip(model.parameters(), frozen): p.requires_grad_(g)
+        model.train(was_training)
     sums.all_reduce(); _sync(device)
     work = _sum_ranks(work, device)
     return dict(sums.result(), seconds=time.perf_counter() - t0, steps=int(work[0]), docs=len(docs), forward_tokens=int(work[1]),
-                train_tokens=int(work[2]))
+                backward_tokens=int(work[2]))
 
 def _sum_ranks(x:torch.Tensor, device)->torch.Tensor:
     "A small CPU tensor summed over ranks (when torch.distributed is initialised)."
@@ -163,7 +165,7 @@ def _sum_ranks(x:torch.Tensor, device)->torch.Tensor:
 
 def _lora_batch(model, tokens, batch, luts, sums, chunk, ctx, lora_rank, targets, lr, betas, weight_decay, device,
                 autocast_dtype, receipt)->int:
-    "One batch of documents: a fresh adapter set and optimizer, then the chunks in order. Returns (steps, forward positions, trained positions)."
+    "One batch of documents: a fresh adapter set and optimizer, then the chunks in order. Returns (steps, forward positions, positions back-propagated: the training documents' windows)."
     bsz = len(batch)
     lora = TTTLoRA(model, bsz, lora_rank, targets).to(device)
     opt = torch.optim.AdamW(lora.parameters(), lr=lr, betas=betas, eps=1e-10, weight_decay=weight_decay)
@@ -192,6 +194,6 @@ def _lora_batch(model, tokens, batch, luts, sums, chunk, ctx, lora_rank, targets
             if any(train):                                                        # ... then one step on it
                 mask = torch.tensor(train, dtype=nll.dtype, device=device)
                 loss = (nll[:, offset:offset + chunk].mean(-1) * mask).sum()
-                opt.zero_grad(); loss.backward(); opt.step(); steps += 1; trained += bsz * width
+                opt.zero_grad(); loss.backward(); opt.step(); steps += 1; trained += sum(train) * width
                 if receipt is not None: receipt.update([s for s, t in zip(spans, train) if t])
     return steps, fwd, trained

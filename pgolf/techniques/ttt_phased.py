@@ -88,6 +88,7 @@ def eval_phased_ttt(model:nn.Module, # the dequantised artifact's GPT (adapted i
     seq = sgd.pop("train_seq_len")
     groups = phase_queue(find_docs(tokens, bos_id), tuple(phases))
     luts_d, sums = luts.to(device), BpbSums(device)
+    flags, was_training = [p.requires_grad for p in model.parameters()], model.training
     for p in model.parameters(): p.requires_grad_(False)
     model.eval(); _sync(device); t0 = time.perf_counter(); sgd_steps = sgd_tokens = 0; t_sgd = 0.0; scored = []
     work = torch.zeros(3, dtype=torch.float64)   # this rank's LoRA steps, forward and trained positions
@@ -105,10 +106,10 @@ def eval_phased_ttt(model:nn.Module, # the dequantised artifact's GPT (adapted i
                 sgd_steps += st; sgd_tokens += tk
                 _sync(device); t_sgd += time.perf_counter() - t1; model.eval()
                 if log: log(f"ttt phased: phase {k + 1}/{len(groups)} after {len(scored)} documents, {sgd_steps} SGD steps ({t_sgd:.1f}s)")
-    finally:
-        for p in model.parameters(): p.requires_grad_(True)
-        model.eval()
+    finally:   # the model as it came, adapted
+        for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
+        model.train(was_training)
     sums.all_reduce(); _sync(device)
     work = _sum_ranks(work, device)
     return dict(sums.result(), seconds=time.perf_counter() - t0, steps=int(work[0]) + sgd_steps, sgd_steps=sgd_steps,
-                sgd_seconds=t_sgd, phases=len(groups), forward_tokens=int(work[1]), train_tokens=int(work[2]) + sgd_tokens)
+                sgd_seconds=t_sgd, phases=len(groups), forward_tokens=int(work[1]), backward_tokens=int(work[2]), train_tokens=sgd_tokens)

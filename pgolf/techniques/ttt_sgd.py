@@ -108,7 +108,7 @@ def train_sequences(model:nn.Module, # the model being adapted (`forward_logits`
             if receipt is not None:
                 spans = [(s + 1, s + seq_len + 1) for s in batch] if positions is None else \
                         [r for s in batch for r in position_runs(positions[s + 1:s + seq_len + 1])]
-                receipt.update(spans, collective=world_size > 1)
+                receipt.update(spans, collective=distributed)
     model.eval()
     return steps
 
@@ -140,6 +140,7 @@ def eval_score_first_ttt(model:nn.Module, # the dequantised artifact's GPT (adap
     val_tokens = _as_tokens(val_tokens).cpu()
     n_targets, train_seq = val_tokens.numel() - 1, train_seq_len or seq_len
     chunks = chunk_windows(sliding_windows(n_targets, seq_len, stride, tail=tail), n_targets, chunk_tokens)
+    flags, was_training = [p.requires_grad for p in model.parameters()], model.training
     params = ttt_parameters(model, freeze_blocks)
     optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
     logits_fn = torch.compile(model.forward_logits, dynamic=False, fullgraph=True) if compile else model.forward_logits
@@ -163,9 +164,9 @@ def eval_score_first_ttt(model:nn.Module, # the dequantised artifact's GPT (adap
             _sync(device); t_train += time.perf_counter() - t2
             if log and (ci % 10 == 0 or ci == len(chunks) - 1):
                 log(f"ttt chunk {ci + 1}/{len(chunks)} steps {steps} score {t_score:.1f}s train {t_train:.1f}s")
-    finally:
-        for p in model.parameters(): p.requires_grad_(True)
-        model.eval()
+    finally:   # the model as it came, adapted
+        for p, f in zip(model.parameters(), flags): p.requires_grad_(f)
+        model.train(was_training)
     sums.all_reduce(); _sync(device)
     return dict(sums.result(), seconds=time.perf_counter() - t0, chunks=len(chunks), steps=steps,
                 score_seconds=t_score, train_seconds=t_train, forward_tokens=fwd, train_tokens=trained)
