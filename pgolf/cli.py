@@ -12,8 +12,8 @@ from .config import ConfigError, ConfigWarning, PRESETS, resolve, load_overrides
 from .lab.runs import launch, run_name, over_cap, RunFailed, DONE_STATUSES
 
 # %% auto #0
-__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_export', 'cmd_config', 'cmd_presets', 'cmd_fetch', 'cmd_ablate',
-           'cmd_results', 'build_parser', 'main']
+__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_export', 'cmd_config', 'format_presets', 'cmd_presets', 'cmd_fetch',
+           'cmd_ablate', 'cmd_results', 'build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ad502166
 def _resolve_args(a)->tuple:
@@ -64,11 +64,36 @@ def cmd_config(a)->int:
     print(json.dumps(cfg.to_dict(), indent=2)); print(f"# config hash {config_hash(cfg)}")
     return 0
 
+def _first_line(doc:str)->str: return (doc or "").strip().split("\n")[0]
+
+def format_presets(verbose:bool=False, # each preset's own delta and full docstring, and each mixin's delta
+                   name:str|None=None, # one preset: every key it sets, with the layer it came from
+                  )->str:
+    "The presets as `parent + mixins`, then the mixins; or one preset's every key and where it came from."
+    from pgolf.config import MIXINS, preset_formula, preset_sources, preset_chain
+    if name is not None:
+        chain = preset_chain(name); p = chain[-1]
+        out = [f"{name} = {preset_formula(name)}", *("  " + l for l in (p.doc or "").strip().split("\n")), "",
+               f"layers (applied in this order): {' -> '.join(q.name for q in chain)}"]
+        out += [f"  {k} = {v!r}   ({src})" for k, (v, src) in sorted(preset_sources(name).items())]
+        return "\n".join(out)
+    w = max(len(n) for n in [*PRESETS, *MIXINS])
+    out = ["presets (a parent, then its mixins, then its own delta; `pgolf presets NAME` shows where each key comes from)"]
+    for n, p in PRESETS.items():
+        f = preset_formula(n)
+        out.append(f"  {n:{w}s} = {f}")
+        out.append(f"  {'':{w}s}   {_first_line(p.doc)}")
+        if verbose:
+            out += [f"  {'':{w}s}     {l}" for l in (p.doc or "").strip().split("\n")[1:]]
+            out += [f"  {'':{w}s}     {k} = {v!r}" for k, v in p.delta.items()]
+    out.append("mixins (recipes, exports, evaluations: named deltas that presets compose)")
+    for n, p in MIXINS.items():
+        out.append(f"  {n:{w}s}   {_first_line(p.doc)}")
+        if verbose: out += [f"  {'':{w}s}     {k} = {v!r}" for k, v in p.delta.items()]
+    return "\n".join(out)
+
 def cmd_presets(a)->int:
-    for name, p in PRESETS.items():
-        print(f"{name:12s} <- {p.parent or '(defaults)':12s} {p.doc}")
-        if a.verbose:
-            for k, v in p.delta.items(): print(f"    {k} = {v}")
+    print(format_presets(a.verbose, a.name))
     return 0
 
 OFFLINE_HINT = ("without the network, train on the embedded news corpus (data.corpus=news, as --preset tiny does), "
@@ -144,7 +169,9 @@ def build_parser()->argparse.ArgumentParser:
     e.add_argument("-q", "--quiet", action="store_true", help="don't print the log")
     e.set_defaults(fn=cmd_export)
     c = sub.add_parser("config", help="print the resolved config and its hash"); cfg_args(c); c.set_defaults(fn=cmd_config)
-    ps = sub.add_parser("presets", help="list presets"); ps.add_argument("-v", "--verbose", action="store_true"); ps.set_defaults(fn=cmd_presets)
+    ps = sub.add_parser("presets", help="list presets and mixins, or show one preset's every key and its source")
+    ps.add_argument("name", nargs="?", help="a preset: show every key it sets and the layer it came from")
+    ps.add_argument("-v", "--verbose", action="store_true"); ps.set_defaults(fn=cmd_presets)
     f = sub.add_parser("fetch", help="download the challenge's FineWeb shards and tokenizer")
     f.add_argument("what", choices=["fineweb"])
     f.add_argument("--variant", default="sp1024"); f.add_argument("--train-shards", type=int, default=80)

@@ -12,12 +12,13 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['CONTROL_TENSOR_NAME_PATTERNS', 'SECTIONS', 'CHALLENGE_CAP_BYTES', 'COMPRESSOR_LEVELS', 'RANGES', 'LORA_TARGETS',
-           'PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg', 'QatCfg', 'DataCfg',
-           'ExportCfg', 'EvalCfg', 'TttCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys', 'coerce', 'flatten',
-           'parse_overrides', 'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval', 'in_interval',
-           'range_problems', 'is_post_training', 'needs_hessians', 'parse_layers', 'parse_phases', 'parse_lora_targets',
-           'validate', 'Preset', 'register_preset', 'preset_chain', 'resolve', 'override', 'load_overrides_file',
-           'save_config', 'load_config', 'config_hash', 'config_diff']
+           'PRESETS', 'MIXINS', 'RENAMED_PRESETS', 'is_control', 'ModelCfg', 'OptimCfg', 'ScheduleCfg', 'AverageCfg',
+           'QatCfg', 'DataCfg', 'ExportCfg', 'EvalCfg', 'TttCfg', 'LaunchCfg', 'Config', 'ConfigError', 'valid_keys',
+           'coerce', 'flatten', 'parse_overrides', 'apply_overrides', 'from_dict', 'ConfigWarning', 'parse_interval',
+           'in_interval', 'range_problems', 'is_post_training', 'needs_hessians', 'parse_layers', 'parse_phases',
+           'parse_lora_targets', 'validate', 'Preset', 'register_mixin', 'register_preset', 'preset_chain',
+           'preset_sources', 'preset_formula', 'resolve', 'override', 'load_overrides_file', 'save_config',
+           'load_config', 'config_hash', 'config_diff']
 
 # %% ../nbs/00_config.ipynb #820975f6
 # CONTROL_TENSOR_NAME_PATTERNS in the baseline's train_gpt.py (substring match on parameter names), then the
@@ -782,33 +783,76 @@ def validate(cfg:Config)->Config:
 # %% ../nbs/00_config.ipynb #32eaabef
 @dataclass
 class Preset:
-    "A named delta on a parent preset."
+    "A named delta on a parent preset, with mixins applied between the two; a mixin has neither parent nor mixins."
     name: str
     parent: str|None
     delta: dict
     doc: str = ""
+    mixins: tuple = ()               # mixin names, applied in order after the parent's layers and before `delta`
+    kind: str = "preset"             # "preset" (runnable) or "mixin" (a delta to compose: a recipe, an export, ...)
 
 PRESETS: dict[str, Preset] = {}
+MIXINS: dict[str, Preset] = {}
+
+def register_mixin(name:str, # the mixin's name, e.g. "recipe_0322"
+                   delta:dict, # dotted (or nested) keys to values
+                   doc:str="", # one line: what it is and where it comes from
+                  )->Preset:
+    "Add a mixin: a named delta that presets compose (a recipe, an export, an evaluation) without inheriting from it."
+    if name in PRESETS: raise ConfigError(f"mixin {name!r}: a preset already has this name; pick another")
+    apply_overrides(Config(), delta)  # unknown keys / bad types fail here
+    MIXINS[name] = Preset(name, None, flatten(delta), doc, (), "mixin")
+    return MIXINS[name]
+
+RENAMED_PRESETS = {"r0320_int6": "r0320_mlp3x"}  # old name -> new: the old one claimed an int6 export it never carried
+
+def _layers(name:str, seen:tuple=())->list[Preset]:
+    if name in RENAMED_PRESETS and name not in PRESETS:
+        raise ConfigError(f"preset {name!r} was renamed {RENAMED_PRESETS[name]!r}; use the new name")
+    if name not in PRESETS: raise _unknown(name, sorted(PRESETS), "preset")
+    if name in seen: raise ConfigError(f"preset cycle through {name!r}")
+    p = PRESETS[name]
+    out = _layers(p.parent, seen + (name,)) if p.parent is not None else []
+    return out + [MIXINS[m] for m in p.mixins] + [p]
 
 def register_preset(name:str, # the preset's name
                     parent:str|None, # the preset it changes (None: the defaults)
-                    delta:dict, # dotted (or nested) keys to values
-                    doc:str="", # one line: what it is and where it comes from
+                    delta:dict, # dotted (or nested) keys to values, applied last
+                    doc:str="", # what it is and where it comes from (the first line is the summary)
+                    mixins:tuple|list=(), # mixins applied after the parent, in order (e.g. an architecture's recipe)
                    )->Preset:
-    "Add a preset; its delta is checked against the config keys now."
+    "Add a preset; its delta and mixins are checked against the config keys, and against each other, now."
     if parent is not None and parent not in PRESETS: raise _unknown(parent, sorted(PRESETS), "preset")
+    if name in MIXINS: raise ConfigError(f"preset {name!r}: a mixin already has this name; pick another")
+    for m in mixins:
+        if m not in MIXINS: raise _unknown(m, sorted(MIXINS), "mixin")
+    delta = flatten(delta)
     apply_overrides(Config(), delta)  # unknown keys / bad types fail here
-    PRESETS[name] = Preset(name, parent, flatten(delta), doc)
+    owner = {}  # two mixins that set one key to different values must be settled by the preset's own delta
+    for m in mixins:
+        for k, v in MIXINS[m].delta.items():
+            if k in owner and MIXINS[owner[k]].delta[k] != v and k not in delta:
+                raise ConfigError(f"preset {name!r}: mixins {owner[k]!r} and {m!r} both set {k} ({MIXINS[owner[k]].delta[k]!r} "
+                                  f"vs {v!r}); set {k} in the preset's own delta to say which it takes")
+            owner[k] = m
+    PRESETS[name] = Preset(name, parent, delta, doc, tuple(mixins))
     return PRESETS[name]
 
 def preset_chain(name:str)->list[Preset]:
-    "The presets from the root down to `name`."
-    if name not in PRESETS: raise _unknown(name, sorted(PRESETS), "preset")
-    chain, seen = [], set()
-    while name is not None:
-        if name in seen: raise ConfigError(f"preset cycle through {name!r}")
-        seen.add(name); chain.append(PRESETS[name]); name = PRESETS[name].parent
-    return chain[::-1]
+    "Every layer of `name` in the order `resolve` applies them: the parent's layers, its mixins, then its own delta."
+    return _layers(name)
+
+def preset_sources(name:str)->dict:
+    "Each key `name` sets (through any layer) -> (its value, the layer it came from): what the preset claims."
+    out = {}
+    for p in preset_chain(name):
+        for k, v in p.delta.items(): out[k] = (v, p.name)
+    return out
+
+def preset_formula(name:str)->str:
+    "`name` as its parent plus its mixins, e.g. 'r0322 + recipe_0322 + export_0322'."
+    p = PRESETS[name] if name in PRESETS else preset_chain(name)[-1]
+    return " + ".join(([p.parent] if p.parent else ["(defaults)"]) + list(p.mixins))
 
 register_preset("baseline", None, {}, "The challenge's naive baseline record (2026-03-17): 9L 512d, 1.2244 bpb on FineWeb.")
 register_preset("tiny", "baseline", {
@@ -829,12 +873,13 @@ register_preset("r0319_smeargate", "baseline", {
     "model.mlp_mult": 3, "model.bigram_buckets": 4096, "model.bigram_form": "v0", "model.smear_gate": "v0",
     "model.init": "ortho"}, _ARCH.format("2026-03-19_smeargate_orthoinit_muonwd (1.1556): the first SmearGate and "
                                          "BigramHash forms (v0)"))
-register_preset("r0320_int6", "baseline", {
+register_preset("r0320_mlp3x", "baseline", {
     "model.mlp_mult": 3, "model.bigram_buckets": 4096, "model.smear_gate": "v1", "model.init": "ortho",
-    "schedule.train_seq_len": 2048}, _ARCH.format("2026-03-20_Int6_MLP3x_SmearGate_BigramHash (1.1458)"))
-register_preset("r0320_10l", "r0320_int6", {"model.num_layers": 10, "model.bigram_buckets": 10240},
+    "schedule.train_seq_len": 2048}, _ARCH.format("2026-03-20_Int6_MLP3x_SmearGate_BigramHash (1.1458); named for what it carries: the int6 of its title "
+                              "is an export recipe, not an architecture"))
+register_preset("r0320_10l", "r0320_mlp3x", {"model.num_layers": 10, "model.bigram_buckets": 10240},
                 _ARCH.format("2026-03-20_10L_Int5MLP_MuonWD04_SWA50 (1.1428)"))
-register_preset("r0320_effxsa", "r0320_int6", {
+register_preset("r0320_effxsa", "r0320_mlp3x", {
     "model.num_layers": 11, "model.bigram_buckets": 2048, "model.xsa_last_n": 3, "model.rope_train_seq_len": 1024},
     _ARCH.format("2026-03-20_11L_EfficientPartialXSA_FA3_SWA120 (1.1307)"))
 register_preset("r0321", "r0320_effxsa", {"model.xsa_last_n": 4, "model.rope_dims": 16, "model.ln_scale": True},
