@@ -981,3 +981,6 @@ def config_diff(cfg:Config, base:Config)->dict:
     "Dotted keys whose values differ between `cfg` and `base`, with `cfg`'s values."
     a, b = flatten(cfg.to_dict()), flatten(base.to_dict())
     return {k: v for k, v in a.items() if b.get(k) != v}
+
+# %% ../nbs/00_config.ipynb #ba2c461e
+from . import presets as _seed_presets  # noqa: E402  (registers pr414 ... pr1658, their mixins and twins)

@@ -83,6 +83,9 @@ def quantize_matrix(w:Tensor, # a float matrix
     if method == "gptq_lite":
         q, s = gptq.gptq_lite(w, bits, symmetric=x.symmetric, scale_floor=x.scale_floor)
         return q, s, "gptq_lite"
+    if hessian is None and category == "other":   # a table no forward hook sees (a BigramHash or VE embedding): PR #569
+        q, s = gptq.gptq_lite(w, bits, symmetric=x.symmetric, scale_floor=x.scale_floor)   # falls back to a clip search there
+        return q, s, "gptq_lite"                                                           # (its train_gpt.py:212-265)
     if hessian is None:
         raise ValueError(f"export.method={method!r} needs the input Hessian of {name or 'this matrix'}, and none was collected "
                          "(the trainer collects them when export.quant=intn and a GPTQ method is set)")
