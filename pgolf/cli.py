@@ -12,8 +12,8 @@ from .config import ConfigError, ConfigWarning, PRESETS, resolve, load_overrides
 from .lab.runs import launch, run_name, over_cap, RunFailed, DONE_STATUSES
 
 # %% auto #0
-__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_export', 'cmd_config', 'format_presets', 'cmd_presets', 'cmd_fetch',
-           'cmd_ablate', 'cmd_results', 'build_parser', 'main']
+__all__ = ['OFFLINE_HINT', 'summary', 'cmd_train', 'cmd_export', 'cmd_config', 'format_presets', 'cmd_presets', 'cmd_budget',
+           'cmd_fetch', 'cmd_ablate', 'cmd_results', 'build_parser', 'main']
 
 # %% ../nbs/07_cli.ipynb #ad502166
 def _resolve_args(a)->tuple:
@@ -96,6 +96,14 @@ def cmd_presets(a)->int:
     print(format_presets(a.verbose, a.name))
     return 0
 
+def cmd_budget(a)->int:
+    from pgolf.budget import budget, format_budget
+    cfg, ov = _resolve_args(a)
+    b = budget(cfg, a.preset)
+    name = a.preset + "".join(f" {k}={v}" for k, v in ov.items())
+    print(format_budget(b, name)); print(f"({b['seconds']:.0f} s on this machine)")
+    return 0 if all(b[k] != "over" for k in ("verdict_bytes", "verdict_train", "verdict_eval")) else 1
+
 OFFLINE_HINT = ("without the network, train on the embedded news corpus (data.corpus=news, as --preset tiny does), "
                 "or point data.path at challenge shards you already have (data.corpus=dir, with data.tokenizer_path), "
                 "or pass --source a local folder laid out like the hub")
@@ -172,6 +180,11 @@ def build_parser()->argparse.ArgumentParser:
     ps = sub.add_parser("presets", help="list presets and mixins, or show one preset's every key and its source")
     ps.add_argument("name", nargs="?", help="a preset: show every key it sets and the layer it came from")
     ps.add_argument("-v", "--verbose", action="store_true"); ps.set_defaults(fn=cmd_presets)
+    bu = sub.add_parser("budget", help="does a preset fit, and how many steps will it get? (bytes, ms/step, steps, eval time, verdicts)")
+    bu.add_argument("preset", help="a preset (see `pgolf presets`)")
+    bu.add_argument("overrides", nargs="*", help="dotted overrides, e.g. model.num_layers=12")
+    bu.add_argument("-f", "--overrides-file", action="append", help="YAML file of overrides (repeatable)")
+    bu.set_defaults(fn=cmd_budget, seed=None, nproc=None)
     f = sub.add_parser("fetch", help="download the challenge's FineWeb shards and tokenizer")
     f.add_argument("what", choices=["fineweb"])
     f.add_argument("--variant", default="sp1024"); f.add_argument("--train-shards", type=int, default=80)

@@ -171,3 +171,27 @@ def test_two_ranks_score_first_ttt_receipt(tmp_path):
     res = json.loads((rd / "result.json").read_text())
     assert res["status"] == "ok" and res["legal"] is True and res["device_count"] == 2, res.get("legal_reason")
     assert res["eval_tokens"] == res["val_tokens"] and res["ttt_steps"] > 0
+
+
+# The five seed records' tiny twins, end to end as a user runs them: train (every technique of the record at CPU
+# size), averaging, QAT where the record has it, export with the record's recipe, reload, the record's evaluation,
+# and for pr1658 score-first SGD TTT with a legal receipt. Each takes about a minute on 2 cores.
+TWIN_CHECKS = {
+    "pr414": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
+    "pr450": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
+    "pr451": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
+    "pr569": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
+    "pr1658": dict(quant="intn", compressor="brotli", eval_mode="sliding", ttt_mode="sgd"),
+}
+
+
+@pytest.mark.parametrize("seed", list(TWIN_CHECKS))
+def test_seed_twin_end_to_end(tmp_path, seed):
+    rd = tmp_path / seed
+    r = pgolf("train", "--preset", f"{seed}-tiny", "--run-dir", str(rd), "-q", cwd=tmp_path)
+    res = json.loads((rd / "result.json").read_text())
+    assert r.returncode == 0 and res["status"] == "ok", (res.get("status"), res.get("error"), r.stderr[-3000:])
+    for k, v in TWIN_CHECKS[seed].items(): assert res.get(k) == v, (seed, k, res.get(k), v)
+    assert res["steps"] == 70 and res["val_bpb"] < res["val_unigram_bpb"], res   # it learned beyond the token frequencies
+    assert res["fits"] and (rd / "final_model.pt").exists()
+    if seed == "pr1658": assert res["legal"] is True and "val_bpb_no_ttt" in res, res
