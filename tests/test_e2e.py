@@ -181,17 +181,25 @@ TWIN_CHECKS = {
     "pr450": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
     "pr451": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
     "pr569": dict(quant="intn", compressor="zstd", eval_mode="sliding"),
-    "pr1658": dict(quant="intn", compressor="brotli", eval_mode="sliding", ttt_mode="sgd"),
+    "pr1658": dict(quant="intn", compressor="brotli", eval_mode="ttt_sgd", ttt_mode="sgd"),
 }
+
+
+# The PR #1658 twin (8,192 ids, four sliding passes over the split, TTT) takes about 10 minutes on 2 cores as it stands
+# (`pgolf train --preset pr1658-tiny`, 2026-12-03: 167 s training, 233 s TTT evaluation); the test runs every one
+# of its stages, on fewer steps, one TTT epoch and a 128 stride, in about 5 (it reached 2.44 bpb at 30 steps).
+TWIN_OVERRIDES = {"pr1658": ["schedule.iterations=30", "ttt.epochs=1", "eval.stride=128"]}
 
 
 @pytest.mark.parametrize("seed", list(TWIN_CHECKS))
 def test_seed_twin_end_to_end(tmp_path, seed):
     rd = tmp_path / seed
-    r = pgolf("train", "--preset", f"{seed}-tiny", "--run-dir", str(rd), "-q", cwd=tmp_path)
+    ov = TWIN_OVERRIDES.get(seed, [])
+    r = pgolf("train", "--preset", f"{seed}-tiny", "--run-dir", str(rd), "-q", *ov, cwd=tmp_path)
     res = json.loads((rd / "result.json").read_text())
     assert r.returncode == 0 and res["status"] == "ok", (res.get("status"), res.get("error"), r.stderr[-3000:])
     for k, v in TWIN_CHECKS[seed].items(): assert res.get(k) == v, (seed, k, res.get(k), v)
-    assert res["steps"] == 70 and res["val_bpb"] < res["val_unigram_bpb"], res   # it learned beyond the token frequencies
+    steps = int(dict(o.split("=") for o in ov).get("schedule.iterations", 70))
+    assert res["steps"] == steps and res["val_bpb"] < res["val_unigram_bpb"], res   # it learned beyond the token frequencies
     assert res["fits"] and (rd / "final_model.pt").exists()
     if seed == "pr1658": assert res["legal"] is True and "val_bpb_no_ttt" in res, res
