@@ -8,19 +8,20 @@ Docs: https://pgolf.github.io/pgolf/budget.html.md"""
 from __future__ import annotations
 import math, time, warnings
 import torch
-from .config import Config, ConfigError, ExportCfg, needs_hessians, resolve
-from .eval_time import FULL_VAL_TOKENS, _windows, forward_flops, project_eval
+from .config import Config, ConfigError, ConfigWarning, ExportCfg, needs_hessians, resolve
+from .eval_time import FULL_VAL_TOKENS, _windows, forward_flops, project_eval, projection_errors
 from .export import _row_sample, code_bytes, pack_artifact, tensor_group, LEDGER_GROUPS, SIZE_CAP_BYTES
 from .model import GPT
 from .quantize import export_pipeline, tensor_plan
 from .techniques.depth_recurrence import layer_order
 
 # %% auto #0
-__all__ = ['SAMPLE_EVERY', 'EXPORT_0409', 'TRAINED_OVER_INIT', 'TRAIN_RECORDS', 'FIT_RECORDS', 'RECORD_BATCH', 'EVAL_REL_ERROR',
-           'build_weights', 'param_groups', 'reference_weights', 'identity_hessians', 'sampled_bytes', 'export_object',
-           'init_model_bytes', 'calibration_config', 'ratio_family', 'size_ratio', 'loo_errors', 'predict_model_bytes',
-           'step_flops', 'fit_throughput', 'throughput_errors', 'predict_steps', 'eval_work', 'predict_eval', 'verdict',
-           'budget', 'budget_notes', 'format_budget']
+__all__ = ['SAMPLE_EVERY', 'EXPORT_0409', 'TRAINED_OVER_INIT', 'TRAIN_RECORDS', 'FIT_RECORDS', 'RECORD_BATCH', 'VAL_DOCS',
+           'PHASED_PREFIX_CHUNKS', 'EVAL_REL_ERROR', 'build_weights', 'param_groups', 'reference_weights',
+           'identity_hessians', 'sampled_bytes', 'export_object', 'init_model_bytes', 'calibration_config',
+           'ratio_family', 'size_ratio', 'loo_errors', 'predict_model_bytes', 'step_flops', 'fit_throughput',
+           'throughput_errors', 'predict_steps', 'prefix_share', 'eval_work', 'predict_eval', 'verdict', 'budget',
+           'budget_notes', 'format_budget']
 
 # %% ../nbs/06d_budget.ipynb #0ed72a43
 def build_weights(cfg:Config, # the preset's config
@@ -119,7 +120,9 @@ TRAINED_OVER_INIT = {  # name: (preset, overrides completing its export, logged 
 def calibration_config(name:str)->Config:
     "The config of calibration record `name`: its preset with the overrides that complete its export recipe."
     preset, ov, *_ = TRAINED_OVER_INIT[name]
-    return resolve(preset, dict(ov))
+    with warnings.catch_warnings():   # a record's own config as it ran (PR #569 calibrated without a reserve): not the user's
+        warnings.simplefilter("ignore", ConfigWarning)
+        return resolve(preset, dict(ov))
 
 def ratio_family(x:ExportCfg)->str:
     "Which trained/initial ratio applies: 'sdclip' (a scale from the row's std: the same on any Gaussian-like row) or 'rowmax'."
@@ -238,6 +241,20 @@ def predict_steps(cfg:Config, # the run's config
     return dict(steps=steps, ms_per_step=total / max(steps, 1), ms_looped=on, ms_unlooped=off, budget_s=(budget or total) / 1e3)
 
 # %% ../nbs/06d_budget.ipynb #81a7f44c
+VAL_DOCS = 50_000  # documents in the challenge's validation split (04-14's log: total_docs:50000)
+PHASED_PREFIX_CHUNKS = {666: 95, 1333: 158, 2000: 213}  # 32,768-target chunks of the global SGD after the longest N documents (04-14)
+
+def prefix_share(docs:int, # documents scored, longest first
+                )->float: # their share of the validation targets
+    "The share of the split's targets in its longest `docs` documents, from 04-14's logged phases (linear between, the last slope past them)."
+    n = FULL_VAL_TOKENS[8192] - 1
+    pts = [(0, 0.0)] + [(d, (c - 0.5) * 32768 / n) for d, c in sorted(PHASED_PREFIX_CHUNKS.items())]
+    if docs >= VAL_DOCS: return 1.0
+    for (d0, s0), (d1, s1) in zip(pts, pts[1:]):
+        if docs <= d1: return s0 + (s1 - s0) * (docs - d0) / (d1 - d0)
+    (d0, s0), (d1, s1) = pts[-2:]
+    return min(1.0, s1 + (s1 - s0) * (docs - d1) / (d1 - d0))
+
 def eval_work(cfg:Config)->dict:
     "The final evaluation's counted work on the full validation split of the config's vocabulary."
     m, e, t, x = cfg.model, cfg.eval, cfg.ttt, cfg.export
@@ -250,7 +267,9 @@ def eval_work(cfg:Config)->dict:
         w["train_tokens"] = (chunks - 1) * t.chunk_tokens * t.epochs
     elif t.mode in ("lora", "phased"):
         w["backward_tokens"] = n          # every scored position's adapter backward
-        if t.mode == "phased": w["train_tokens"] = n   # the global SGD over the scored documents: at most all of them once
+        if t.mode == "phased":            # at each boundary, `epochs` passes over every document scored so far
+            bounds = [int(b) for b in t.phases.split(",") if int(b) < VAL_DOCS]
+            w["train_tokens"] = round(t.epochs * sum(prefix_share(b) for b in bounds) * n)
     if x.quant == "intn" and x.calibration == "ar": w["calib_tokens"] = x.calib_seqs * cfg.schedule.train_seq_len
     return w
 
@@ -259,7 +278,7 @@ def predict_eval(cfg:Config)->dict:
     return project_eval(cfg, eval_work(cfg))
 
 # %% ../nbs/06d_budget.ipynb #bacdfa03
-EVAL_REL_ERROR = 0.31  # the evaluation projection's largest error on the records' logs (06c_eval_time: -20 % ... +9 % sliding, -31 % TTT)
+EVAL_REL_ERROR = max(abs(e) for e in projection_errors().values())  # the evaluation projection's largest error on the records' logs (06c_eval_time)
 
 def verdict(value:float, # the prediction
             cap:float, # the cap

@@ -193,7 +193,7 @@ class ExportCfg:
     mlp_sdclip_k: float = 0.0        # per-category SDClip (04-14's adaptive clip): the MLP matrices' k, 0 = sdclip_k (12.0 in 04-14's runs)
     attn_sdclip_k: float = 0.0       # ... the attention matrices' k, 0 = sdclip_k (13.0 in 04-14's runs)
     int6_top_n: int = 0              # mixed int5/int6: the N matrices with the largest trace(H) in int6, the rest int5 (0 off; 32 in 03-31)
-    keep_fp16: str = ""              # comma-separated name substrings stored fp16, e.g. "blocks.9.attn.c_k" (PR #451's last-layer key)
+    keep_fp16: str = ""              # comma-separated name substrings stored fp16, e.g. "blocks.8.attn.c_k" (PR #451: the second-to-last layer's key, its train_gpt.py:285)
     passthrough_numel: int = 65536   # float tensors this small are stored as floats, not quantised (8192 in 10L)
     control_dtype: str = "fp32"      # control tensors kept as "fp32" (the baseline) or "fp16" (03-22's small tensors, 04-05 on)
     prune_frac: float = 0.0          # magnitude pruning of every large matrix before quantisation: 0.03 (10L)

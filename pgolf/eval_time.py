@@ -6,7 +6,7 @@ Docs: https://pgolf.github.io/pgolf/eval_time.html.md"""
 
 # %% auto #0
 __all__ = ['FULL_VAL_TOKENS', 'H100S', 'RECORD_TIMES', 'forward_flops', 'sliding_positions', 'record_work', 'rates',
-           'project_eval']
+           'projection_errors', 'project_eval']
 
 # %% ../nbs/06c_eval_time.ipynb #52763182
 import math
@@ -64,6 +64,18 @@ def rates(record:str="04-09")->dict:
     w = record_work(preset)
     return dict(score_flops_per_s=math.exp(sum(map(math.log, score)) / len(score)), train_flops_per_s=w["train_flops"] / (ttt - slide),
                 record=record, source=f"the sliding times of {', '.join(RECORD_TIMES)}; TTT training from {src}")
+
+# %% ../nbs/06c_eval_time.ipynb #9ebdf5bc
+def projection_errors(record:str="04-09", # the record whose logs give the rates
+                     )->dict: # {"04-09": rel error, "04-09 TTT": ..., ...}: projected / logged - 1 on each record's own log
+    "The projection's relative error on every record in `RECORD_TIMES`: its sliding time, and its TTT time where it has one."
+    R, out = rates(record), {}
+    for rec, (preset, slide, ttt, _) in RECORD_TIMES.items():
+        w = record_work(preset)
+        ps = w["score_flops"] / R["score_flops_per_s"]
+        out[rec] = ps / slide - 1
+        if ttt: out[rec + " TTT"] = (ps + w["train_flops"] / R["train_flops_per_s"]) / ttt - 1
+    return out
 
 # %% ../nbs/06c_eval_time.ipynb #db8f3050
 def project_eval(cfg:Config, # the run's config (its model, vocabulary, eval window)
