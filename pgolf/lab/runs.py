@@ -11,9 +11,9 @@ from pathlib import Path
 from ..config import Config, config_hash, save_config
 
 # %% auto #0
-__all__ = ['DONE_STATUSES', 'STATUSES', 'RACY_SECONDS', 'run_name', 'read_result', 'file_sha256', 'artifact_problem',
-           'is_complete', 'present', 'run_fits', 'over_cap', 'torchrun_cmd', 'run_timeout', 'run_env', 'RunFailed',
-           'launch']
+__all__ = ['DONE_STATUSES', 'STATUSES', 'RACY_SECONDS', 'CPU_MALLOC_ENV', 'run_name', 'read_result', 'file_sha256',
+           'artifact_problem', 'is_complete', 'present', 'run_fits', 'over_cap', 'torchrun_cmd', 'run_timeout',
+           'run_env', 'RunFailed', 'launch']
 
 # %% ../../nbs/lab/runs.ipynb #7364f28b
 def run_name(cfg:Config, # the resolved config
@@ -105,11 +105,17 @@ def run_timeout(cfg:Config)->float:
     w = cfg.schedule.max_wallclock_seconds
     return 2 * w + 600 if w > 0 else 3600.0
 
+CPU_MALLOC_ENV = {  # glibc: keep large freed blocks for reuse rather than unmapping them (CPU workers only)
+    "MALLOC_MMAP_THRESHOLD_": str(16 << 30), "MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": str(256 << 20)}
+
 def run_env(cfg:Config)->dict:
     "The environment for the workers."
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     cpu = cfg.launch.device == "cpu" or (cfg.launch.device == "auto" and not _has_cuda())
-    if cpu: env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cfg.launch.nproc_per_node))
+    if cpu:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cfg.launch.nproc_per_node))
+        if os.environ.get("PGOLF_CPU_MALLOC", "1") != "0":
+            for k, v in CPU_MALLOC_ENV.items(): env.setdefault(k, v)   # the caller's own setting wins
     return env
 
 def _has_cuda()->bool:
