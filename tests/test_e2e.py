@@ -186,8 +186,8 @@ TWIN_CHECKS = {
 
 
 # The PR #1658 twin (8,192 ids, four sliding passes over the split, TTT) took about 10 minutes on 2 cores
-# (`pgolf train --preset pr1658-tiny`, 2026-12-03: 167 s training, 233 s TTT evaluation), before CPU workers kept
-# their large malloc blocks (about half that since: bench/cpu_malloc.py); the test runs every one of its stages on
+# (`pgolf train --preset pr1658-tiny`, 2026-12-03: 587 s, 167 s of it training, 233 s TTT evaluation) before CPU
+# workers kept their large malloc blocks, and 263 s after (bench/cpu_malloc.py); the test runs every one of its stages on
 # fewer steps, one TTT epoch and a 128 stride (it reached 2.44 bpb at 30 steps, the unigram is 2.53).
 TWIN_OVERRIDES = {"pr1658": ["schedule.iterations=30", "ttt.epochs=1", "eval.stride=128"]}
 
