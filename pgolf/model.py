@@ -163,8 +163,10 @@ class GPT(nn.Module):
         if self.smear is not None and not self.smear.pre_norm: x = self.smear(x, input_ids)
         return x
 
-    def forward_logits(self, input_ids:Tensor)->Tensor:
-        "Logits after the softcap, shape (B, T, V)."
+    def forward_logits(self, input_ids:Tensor, # (B, T) token ids
+                       keep:Tensor|None=None, # flat positions of (B·T) whose logits are wanted (int64); None: all
+                      )->Tensor: # logits after the softcap: (B, T, V), or (len(keep), V) in `keep`'s order
+        "Logits after the softcap; with `keep`, the head runs on those positions alone (a sliding window scores a few)."
         x = self.embed(input_ids)
         x0, v0, skips = x, None, []
         ve = self.ve_shared(input_ids) if self.ve_shared is not None else None
@@ -181,9 +183,12 @@ class GPT(nn.Module):
             if v0 is None: v0 = v                              # the first attention layer's value (value residual)
             if j < n_enc and self.num_skip_weights: skips.append(x)   # encoder: keep each output
         x = rms_norm(leave_lanes(x, self.lane_merge) if x.dim() == 4 else x)
+        cut = keep is not None and self.head_delta is None   # adapters see the (B, T) layout: they cut after the head
+        if cut: x = x.reshape(-1, x.size(-1)).index_select(0, keep)
         logits = F.linear(x, self.tok_emb.weight.to(x.dtype)) if self.lm_head is None else self.lm_head(x)
         if self.head_delta is not None: logits = logits + self.head_delta(x).to(logits.dtype)
-        return softcap(logits, self.cfg.logit_softcap)
+        logits = softcap(logits, self.cfg.logit_softcap)
+        return logits.reshape(-1, logits.size(-1)).index_select(0, keep) if keep is not None and not cut else logits
 
     def forward(self, input_ids:Tensor, target_ids:Tensor)->Tensor:
         "Mean cross-entropy (nats) over all targets, computed in fp32."

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from ..layers import CastedLinear, rms_norm
 from ..model import CausalSelfAttention
+from ..evaluate import logits_at
 from .parallel_residuals import leave_lanes
 
 # %% auto #0
@@ -375,8 +376,9 @@ def generate_calibration(model, # a pgolf GPT (the averaged model), or anything 
             for start in range(0, n_seqs, batch):
                 bs = min(batch, n_seqs - start)
                 toks = torch.randint(0, V, (bs, 1), device=device, generator=rng)
-                for _ in range(seq_len - 1):
-                    probs = torch.softmax(model.forward_logits(toks)[:, -1, :].float() / temperature, dim=-1)
+                for t in range(1, seq_len):   # the head runs on each row's last position alone (`logits_at`)
+                    last = torch.arange(1, bs + 1, device=device) * t - 1
+                    probs = torch.softmax(logits_at(model.forward_logits, toks, last).float() / temperature, dim=-1)
                     toks = torch.cat([toks, torch.multinomial(probs, 1, generator=rng)], dim=1)
                 out.append(toks)
     finally: model.train(was_training)
