@@ -172,6 +172,7 @@ class DataCfg:
     tokenizer_path: str = ""         # a SentencePiece .model ("" = the corpus default)
     val_fraction: float = 0.05       # built corpora: share of documents held out for validation
     max_docs: int = 0                # built corpora: use only the first N documents (0 = all)
+    val_docs: int = 0                # score only the first N validation documents (0 = all): the same text under any tokenizer
 
 @dataclass
 class ExportCfg:
@@ -494,6 +495,7 @@ RANGES = {
     "data.train_shards": ("[1, inf)", "FineWeb training shards"),
     "data.val_fraction": ("(0, 1)", "both splits must be non-empty"),
     "data.max_docs": ("[0, inf)", "0 = all documents"),
+    "data.val_docs": ("[0, inf)", "0 = every validation document"),
     # export
     "export.level": (_level_range, "zlib 0-9, lzma 0-9, zstd 1-22, brotli 0-11"),
     "export.attn_bits": ("[2, 8]", "per-row intN, stored one value per int8 byte"),

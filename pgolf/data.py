@@ -200,14 +200,20 @@ class DistributedTokenLoader:
 def load_validation_tokens(pattern:str, # glob of the validation shards
                            seq_len:int, # the longest sequence length used to evaluate
                            vocab_size:int|None=None, # if given, every id must be below it
+                           max_docs:int=0, # keep only the first N documents, each opened by `bos_id` (0 = all; `data.val_docs`)
+                           bos_id:int=BOS_ID, # the id that opens a document
                           )->torch.Tensor: # uint16 tokens, ((N-1)//seq_len)*seq_len + 1 of them
-    "All validation tokens in sorted shard order, cut to a whole number of `seq_len` windows plus one."
+    "All validation tokens in sorted shard order (or the first `max_docs` documents), cut to whole `seq_len` windows plus one."
     tokens = torch.cat([load_shard(f, vocab_size) for f in list_shards(pattern)]).contiguous()
+    if max_docs < 0: raise ValueError(f"max_docs={max_docs}: give 0 (every document) or a positive count")
+    if max_docs:
+        starts = (tokens == bos_id).nonzero().flatten()
+        if len(starts) > max_docs: tokens = tokens[:int(starts[max_docs])]   # up to the next document's BOS
     usable = ((tokens.numel() - 1) // seq_len) * seq_len
     if usable <= 0:
         raise ValueError(f"the validation split {str(pattern)!r} holds {tokens.numel()} tokens, too few for one "
                          f"sequence of seq_len={seq_len} (it needs at least {seq_len + 1}); use a shorter seq_len or "
-                         "more validation documents (a larger val_fraction or max_docs)")
+                         "more validation documents (a larger data.val_fraction or data.val_docs, or data.max_docs)")
     return tokens[:usable + 1]
 
 # %% ../nbs/01_data.ipynb #0492baa7

@@ -325,9 +325,11 @@ def load_data(cfg:Config, d:Dist, log=print, accum:int=1)->RunData:
     sp = load_tokenizer(ds.tokenizer_path); check_tokenizer(sp, ds.tokenizer_path)
     luts = build_luts(sp, cfg.model.vocab_size).to(d.device)
     eval_seq = cfg.eval.seq_len or s.train_seq_len
-    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq), cfg.model.vocab_size)
+    val_tokens = load_validation_tokens(ds.val_pattern, max(s.train_seq_len, eval_seq), cfg.model.vocab_size,
+                                        max_docs=cfg.data.val_docs, bos_id=cfg.model.bos_id)
     uni = unigram_bpb(val_tokens, luts)
-    log(f"data {ds.dir} val_tokens {val_tokens.numel() - 1} (unigram entropy {uni:.4f} bpb) tokenizer {ds.tokenizer_path}")
+    first = f", the first {cfg.data.val_docs} documents" if cfg.data.val_docs else ""
+    log(f"data {ds.dir} val_tokens {val_tokens.numel() - 1}{first} (unigram entropy {uni:.4f} bpb) tokenizer {ds.tokenizer_path}")
     make = lambda: DistributedTokenLoader(ds.train_pattern, d.rank, d.world_size, d.device, cfg.model.vocab_size)
     return RunData(ds, luts, val_tokens, uni, Batches(make, s.train_batch_tokens, s.train_seq_len, accum))
 
