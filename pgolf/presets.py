@@ -11,8 +11,8 @@ from .config import (MIXINS, PRESETS, Config, ConfigError, register_mixin, regis
                           preset_chain, preset_formula)
 
 # %% auto #0
-__all__ = ['SEEDS', 'SEED_PRESETS', 'TWINS', 'TECHNIQUES', 'SeedRecord', 'techniques_of', 'leave_one_out', 'leave_one_out_plan',
-           'write_leave_one_out_plans', 'reproduction_table']
+__all__ = ['SEEDS', 'SEED_PRESETS', 'TWIN_VAL_DOCS', 'TWINS', 'TECHNIQUES', 'SeedRecord', 'techniques_of', 'leave_one_out',
+           'leave_one_out_plan', 'write_leave_one_out_plans', 'reproduction_table']
 
 # %% ../nbs/00b_presets.ipynb #16d73eb0
 @dataclass(frozen=True)
@@ -226,13 +226,14 @@ SEED_PRESETS = ("pr414", "pr450", "pr451", "pr569", "pr1658")
 # %% ../nbs/00b_presets.ipynb #bdf4fa9b
 def _ema(d:float, steps:int, tiny_steps:int=70)->float: return round(1 - (1 - d) * steps / tiny_steps, 2)
 def _steps(n:int, steps:int, tiny_steps:int=70)->int: return max(1, round(n * tiny_steps / steps))
+TWIN_VAL_DOCS = 48   # of the news split's 193 validation documents: the validation text a twin scores
 
 register_mixin("twin_cpu", {
     "model.num_layers": 4, "model.model_dim": 128, "model.num_heads": 4, "model.num_kv_heads": 2,
     "schedule.train_seq_len": 256, "schedule.train_batch_tokens": 8192, "schedule.grad_accum_base": 2,
     "schedule.iterations": 70, "schedule.max_wallclock_seconds": 0.0, "schedule.warmup_steps": 0,
     "schedule.gptq_reserve_seconds": 0.0, "schedule.val_loss_every": 0, "schedule.train_log_every": 5,
-    "data.corpus": "news", "eval.seq_len": 256, "eval.batch_tokens": 65536,
+    "data.corpus": "news", "data.val_docs": TWIN_VAL_DOCS, "eval.seq_len": 256, "eval.batch_tokens": 16384,
     "export.calib_batches": 4, "export.calib_seqs": 8, "export.passthrough_numel": 1024,
     "launch.nproc_per_node": 1, "launch.device": "cpu", "launch.compile": False,
 }, "a seed shrunk to a 2-core CPU: the tiny shape, 70 steps, the news corpus, one process (the twins' common part)")
@@ -255,7 +256,8 @@ TWINS = {  # seed -> the twin's own delta, by the rules above (record steps from
               "average.swa_every": 1, "average.ema_decay": _ema(0.997, 6564)},
     "pr1658": {"model.xsa_last_n": 4, "model.rope_dims": 8, "model.rope_train_seq_len": 128,
                "model.loop_start": 1, "model.loop_end": 2, "model.parallel_start": 3,
-               "optim.muon_momentum_warmup_steps": _steps(1500, 5104), "average.ema_decay": _ema(0.9965, 5104)},
+               "optim.muon_momentum_warmup_steps": _steps(1500, 5104), "average.ema_decay": _ema(0.9965, 5104),
+               "ttt.chunk_tokens": 16 * 256},
 }
 for _seed, _delta in TWINS.items():
     register_preset(f"{_seed}-tiny", _seed, _delta, f"PR #{SEEDS[_seed].pr}'s tiny twin: every technique and recipe choice of {_seed} "
