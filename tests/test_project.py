@@ -44,3 +44,15 @@ def test_readme_has_two_commands_and_ci_runs_them():
     assert len(cmds) == 2, cmds
     ci = (ROOT / ".ci" / "run").read_text()
     for c in cmds: assert c in ci, f".ci/run does not run the README command {c!r}"
+
+
+def test_seeds_tiny_arms_score_the_same_text():
+    "Every arm of the seeds-tiny plan, the tiny control included, scores the twins' validation documents."
+    import warnings
+    from pgolf.lab.plans import load_plan
+    from pgolf.presets import TWIN_VAL_DOCS
+    plan = load_plan(ROOT / "ablations" / "plans" / "seeds-tiny.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        seen = {arm: (c.data.corpus, c.data.val_docs) for arm in plan.arms for c in [plan.config(arm, 1)]}
+    assert set(seen.values()) == {("news", TWIN_VAL_DOCS)}, seen
